@@ -1,0 +1,226 @@
+"""PyTorch adapter: eager training over tensors preloaded on the device, indexed per step.
+
+The step keeps metrics on the device (no ``.item()`` per step); the host reads them once per
+epoch, after the device has finished, so epoch times include all the device work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from harness.backends.torch.model import MLP, get_params, set_params
+from torch import nn
+
+from harness.backend import Backend, BNCall, BNResult, EpochCallback, EpochMetrics, TrainData
+from harness.specs import ModelSpec, TrainSpec
+
+Params = dict[str, np.ndarray]
+EVAL_CHUNK = 8192
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class TorchBackend(Backend):
+    """PyTorch ``nn.Linear``/``nn.BatchNorm1d`` MLP trained with ``torch.optim``."""
+
+    name = "torch"
+
+    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+        super().__init__(device, threads)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.torch_device = torch.device("cuda" if device == "gpu" else "cpu")
+        # Full float32 everywhere so backends are comparable; stated in versions().
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        """CPU, plus GPU when CUDA is usable."""
+        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+
+    def versions(self) -> dict[str, str]:
+        """torch version, threads, TF32 and device name."""
+        info = {
+            "torch": torch.__version__,
+            "torch_threads": str(torch.get_num_threads()),
+            "tf32": str(torch.backends.cuda.matmul.allow_tf32),
+            "deterministic": str(torch.are_deterministic_algorithms_enabled()),
+        }
+        if self.device == "gpu":
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["cuda"] = str(torch.version.cuda)
+        return info
+
+    def synchronize(self) -> None:
+        """Wait for queued CUDA work."""
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> MLP:
+        """Canonical params when given, else torch's own default initializers (seeded)."""
+        torch.manual_seed(seed)
+        model = MLP(spec).to(self.torch_device)
+        if params is not None:
+            set_params(model, params)
+        return model
+
+    def get_params(self, model: Any) -> Params:
+        """Canonical layout (kernels transposed)."""
+        return get_params(model)
+
+    def set_params(self, model: Any, params: Params) -> None:
+        """Load canonical arrays."""
+        set_params(model, params)
+
+    def _optimizer(self, model: MLP, spec: TrainSpec) -> torch.optim.Optimizer:
+        if spec.optimizer == "adam":
+            return torch.optim.Adam(
+                model.parameters(),
+                lr=spec.lr,
+                betas=(spec.adam_beta1, spec.adam_beta2),
+                eps=spec.adam_epsilon,
+                weight_decay=spec.weight_decay,
+            )
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=spec.lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+        )
+
+    def train(
+        self,
+        model: Any,
+        data: TrainData,
+        spec: TrainSpec,
+        order: np.ndarray,
+        on_epoch: EpochCallback | None = None,
+    ) -> list[EpochMetrics]:
+        """SGD/Adam over the given batch order; metrics accumulated on the device."""
+        dev = self.torch_device
+        x = torch.as_tensor(data.x_train, device=dev)
+        y = torch.as_tensor(data.y_train, dtype=torch.long, device=dev)
+        idx_all = torch.as_tensor(order, dtype=torch.long, device=dev)
+        opt = self._optimizer(model, spec)
+        history: list[EpochMetrics] = []
+        for epoch in range(order.shape[0]):
+            for group in opt.param_groups:
+                group["lr"] = spec.lr_at(epoch)
+            start = time.perf_counter()
+            losses, correct = self._epoch(model, opt, x, y, idx_all[epoch])
+            losses_np = losses.cpu().numpy()  # waits for the device
+            seconds = time.perf_counter() - start
+            acc = correct.item() / max(1, order.shape[1] * order.shape[2])
+            metrics = self._epoch_metrics(model, data, epoch, losses_np, acc, seconds)
+            metrics.lr = spec.lr_at(epoch)
+            history.append(metrics)
+            if on_epoch is not None and not on_epoch(metrics):
+                break
+        return history
+
+    def _epoch(
+        self, model: MLP, opt: torch.optim.Optimizer, x: Any, y: Any, order: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        model.train()
+        steps = order.shape[0]
+        losses = torch.zeros(steps, device=x.device)
+        correct = torch.zeros((), dtype=torch.long, device=x.device)
+        for step in range(steps):
+            idx = order[step]
+            xb, yb = x[idx], y[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses[step] = loss.detach()
+            correct += (logits.detach().argmax(1) == yb).sum()
+        return losses, correct
+
+    def _epoch_metrics(
+        self,
+        model: MLP,
+        data: TrainData,
+        epoch: int,
+        losses: np.ndarray,
+        acc: float,
+        seconds: float,
+    ) -> EpochMetrics:
+        start = time.perf_counter()
+        val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
+        return EpochMetrics(
+            epoch=epoch + 1,
+            train_loss=float(np.mean(losses)) if losses.size else float("nan"),
+            train_acc=acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            time_s=seconds,
+            step_losses=losses,
+            extra={"eval_s": time.perf_counter() - start},
+        )
+
+    @torch.no_grad()
+    def _forward(self, model: MLP, x: np.ndarray, training: bool) -> torch.Tensor:
+        saved = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+        model.eval()
+        if training:
+            for norm in model.norms:
+                norm.train()
+        xt = torch.as_tensor(x, device=self.torch_device)
+        chunk = xt.shape[0] if training else EVAL_CHUNK
+        out = torch.cat([model(xt[i : i + chunk]) for i in range(0, xt.shape[0], chunk)])
+        if training:
+            model.load_state_dict(saved, strict=False)
+        return out
+
+    def logits(self, model: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Model outputs; ``training`` normalizes with batch statistics, updating nothing."""
+        return self._forward(model, x, training).cpu().numpy()
+
+    def evaluate(
+        self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False
+    ) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy in eval (or train) mode."""
+        logits = self._forward(model, x, training)
+        yt = torch.as_tensor(y, dtype=torch.long, device=logits.device)
+        loss = F.cross_entropy(logits, yt).item()
+        acc = (logits.argmax(1) == yt).float().mean().item()
+        return float(loss), float(acc)
+
+    def batchnorm(
+        self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray
+    ) -> BNResult:
+        """One ``nn.BatchNorm1d`` forward/backward in the requested mode and dtype."""
+        dtype = DTYPES[call.dtype]
+        kwargs: dict[str, float] = {}
+        if call.momentum is not None:
+            kwargs["momentum"] = call.momentum
+        if call.epsilon is not None:
+            kwargs["eps"] = call.epsilon
+        bn = nn.BatchNorm1d(x.shape[1], **kwargs).to(self.torch_device, dtype)
+        with torch.no_grad():
+            bn.weight.copy_(torch.as_tensor(params["scale"]))
+            bn.bias.copy_(torch.as_tensor(params["offset"]))
+            bn.running_mean.copy_(torch.as_tensor(params["mean"]))
+            bn.running_var.copy_(torch.as_tensor(params["var"]))
+        bn.train(call.training)
+        xt = torch.tensor(x, dtype=dtype, device=self.torch_device, requires_grad=True)
+        out = bn(xt)
+        (out * torch.as_tensor(upstream, dtype=dtype, device=self.torch_device)).sum().backward()
+
+        def np32(t: torch.Tensor | None) -> np.ndarray | None:
+            return None if t is None else t.detach().float().cpu().numpy()
+
+        return BNResult(
+            out=np32(out),  # type: ignore[arg-type]
+            grad_x=np32(xt.grad),
+            grad_scale=np32(bn.weight.grad),
+            grad_offset=np32(bn.bias.grad),
+            running_mean=np32(bn.running_mean),  # type: ignore[arg-type]
+            running_var=np32(bn.running_var),  # type: ignore[arg-type]
+        )

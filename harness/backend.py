@@ -1,0 +1,150 @@
+"""The backend contract: what every framework adapter implements.
+
+Adapters live in ``backends/<name>/`` (installed as ``harness.backends.<name>``) and are imported
+only inside a worker process. Data crosses the boundary as NumPy arrays; parameters use the
+canonical layout of :mod:`harness.initializers`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.specs import ModelSpec, TrainSpec
+
+Params = dict[str, np.ndarray]
+
+
+@dataclass
+class TrainData:
+    """Training and validation arrays: ``x`` float32 (n, features), ``y`` int (n,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch's metrics. ``train_loss`` is the mean of the epoch's step losses."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    time_s: float
+    lr: float = 0.0
+    step_losses: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (step losses dropped; the store keeps per-epoch numbers)."""
+        keys = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "time_s", "lr")
+        out: dict[str, Any] = {k: float(getattr(self, k)) for k in keys}
+        out["epoch"] = int(self.epoch)
+        out.update(self.extra)
+        return out
+
+
+EpochCallback = Callable[[EpochMetrics], bool]
+"""Called after each epoch; returning False stops training (e.g. on divergence)."""
+
+
+@dataclass(frozen=True)
+class BNCall:
+    """One application of a backend's own BN layer (numerics suite).
+
+    ``momentum``/``epsilon`` in the core convention; ``None`` means the framework's own default.
+    """
+
+    training: bool = True
+    momentum: float | None = 0.1
+    epsilon: float | None = 1e-5
+    dtype: str = "float32"
+
+
+@dataclass
+class BNResult:
+    """Output of :meth:`Backend.batchnorm`; gradients are None in eval mode if not supported."""
+
+    out: np.ndarray
+    grad_x: np.ndarray | None
+    grad_scale: np.ndarray | None
+    grad_offset: np.ndarray | None
+    running_mean: np.ndarray
+    running_var: np.ndarray
+    error: str = ""
+
+
+class Backend(ABC):
+    """A framework adapter. One instance lives in one worker process, on one device."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+        self.device = device
+        self.threads = threads
+
+    @classmethod
+    @abstractmethod
+    def devices(cls) -> list[str]:
+        """Devices this framework can see here: ``["cpu"]`` plus ``"gpu"`` when one is usable."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Framework versions and settings that affect numerics (TF32, XLA, determinism)."""
+
+    @abstractmethod
+    def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> Any:
+        """Build the MLP from canonical ``params``, or with native init when ``params`` is None."""
+
+    @abstractmethod
+    def train(
+        self,
+        model: Any,
+        data: TrainData,
+        spec: TrainSpec,
+        order: np.ndarray,
+        on_epoch: EpochCallback | None = None,
+    ) -> list[EpochMetrics]:
+        """Train over ``order`` (epochs, steps, batch) and return per-epoch metrics.
+
+        Returns only after device work has finished; ``time_s`` covers the epoch's steps.
+        """
+
+    @abstractmethod
+    def evaluate(
+        self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False
+    ) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy; eval mode (running stats) unless ``training``."""
+
+    @abstractmethod
+    def logits(self, model: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Raw outputs of the model; ``training`` uses batch statistics without updating."""
+
+    @abstractmethod
+    def get_params(self, model: Any) -> Params:
+        """The model's parameters in the canonical layout (float32 NumPy arrays)."""
+
+    @abstractmethod
+    def set_params(self, model: Any, params: Params) -> None:
+        """Load canonical parameters into the model."""
+
+    @abstractmethod
+    def batchnorm(
+        self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray
+    ) -> BNResult:
+        """Apply the framework's own BN layer once to ``x``.
+
+        ``params`` holds ``scale``, ``offset``, ``mean``, ``var`` for the layer; gradients are
+        of ``sum(out * upstream)``; running statistics are the layer's after the call.
+        """
+
+    def synchronize(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Wait for queued device work (GPU); a no-op on synchronous CPUs."""

@@ -1,0 +1,67 @@
+"""``harness list``, ``harness runs`` and ``harness data``: what is here, what ran."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+
+from tabulate import tabulate
+
+from harness.plugins import get_plugins
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Backends with availability, version and reason; suites; datasets; broken plugins."""
+    plugins = get_plugins()
+    rows = []
+    for name in plugins.backends.names():
+        info = plugins.backends.get(name)
+        hint = info.install_hint()
+        rows.append(
+            [
+                name,
+                "unavailable" if hint else "available",
+                info.version() or "-",
+                hint or info.description,
+            ]
+        )
+    print("Backends\n" + tabulate(rows, ["name", "status", "version", "details"]))
+    suites = [[s, plugins.suites.get(s).description] for s in plugins.suites.names()]
+    print("\nSuites\n" + tabulate(suites, ["name", "description"]))
+    datasets = [[d, plugins.datasets.get(d).description] for d in plugins.datasets.names()]
+    print("\nDatasets\n" + tabulate(datasets, ["name", "description"]))
+    if plugins.failures:
+        failed = [[name, reason] for name, reason in plugins.failures.items()]
+        print("\nPlugins that failed to load (skipped)\n" + tabulate(failed, ["plugin", "error"]))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The runs in the results file with their cell counts."""
+    from harness.commands import store_path
+    from harness.store import Store
+
+    store = Store(store_path(args.store))
+    rows = [
+        [
+            r["run_id"],
+            r["suite"],
+            r["status"],
+            datetime.datetime.fromtimestamp(r["created"]).isoformat(timespec="seconds"),
+            f"{r['ok'] or 0}/{r['cells']}",
+        ]
+        for r in store.runs()
+    ]
+    print(tabulate(rows, ["run", "suite", "status", "created", "ok/cells"]))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Download a dataset's standard files, verifying checksums."""
+    from harness.data.download import download
+
+    plugins = get_plugins()
+    plugins.datasets.get(args.name)
+    for path in download(args.name, args.data_dir):
+        print(f"harness: {path}")
+    return 0

@@ -1,0 +1,93 @@
+"""Plugin discovery: built-in plugins load through the same path as third-party ones.
+
+Third-party plugins come from the entry-point group ``harness`` (or, without installing
+them, from ``$HARNESS_PLUGINS``: comma-separated module names, inherited by workers). A
+plugin that fails to import or to register is recorded in :attr:`Plugins.failures` and
+skipped; the others still work.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.registry import BackendInfo, DatasetInfo, Table
+
+ENTRY_POINT_GROUP = "harness"
+PLUGINS_ENV = "HARNESS_PLUGINS"  # extra plugin modules by import name, comma-separated
+BUILTIN_PLUGINS = (
+    "harness.backends.torch",
+    "harness.backends.keras",
+    "harness.backends.jax",
+    "harness.suites",
+    "harness.data.plugin",
+)
+
+
+@dataclass
+class Plugins:
+    """The plugin manager plus the registry its hooks filled."""
+
+    pm: pluggy.PluginManager
+    backends: Table[BackendInfo] = field(default_factory=lambda: Table("backend"))
+    suites: Table[Any] = field(default_factory=lambda: Table("suite"))
+    datasets: Table[DatasetInfo] = field(default_factory=lambda: Table("dataset"))
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def _register_module(pm: pluggy.PluginManager, name: str, loader: Any, failures: dict) -> None:
+    try:
+        module = loader()
+        pm.register(module, name=name)
+    except Exception as exc:  # a broken plugin must not break discovery of the others
+        failures[name] = f"{type(exc).__name__}: {exc}"
+
+
+def _fill(plugins: Plugins) -> None:
+    tables = {
+        "harness_register_backends": plugins.backends,
+        "harness_register_suites": plugins.suites,
+        "harness_register_datasets": plugins.datasets,
+    }
+    for hook_name, table in tables.items():
+        for impl in getattr(plugins.pm.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(register=table.register_callback(impl.plugin_name))
+            except Exception as exc:
+                plugins.failures[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
+
+
+def make_plugins(builtins: tuple[str, ...] = BUILTIN_PLUGINS, entry_points: bool = True) -> Plugins:
+    """Create a plugin manager, load built-in and entry-point plugins, fill the registry."""
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(hookspecs)
+    plugins = Plugins(pm)
+    for name in builtins:
+        _register_module(
+            pm, name, functools.partial(importlib.import_module, name), plugins.failures
+        )
+    extra = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    for name in extra:
+        _register_module(
+            pm, name, functools.partial(importlib.import_module, name), plugins.failures
+        )
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.value in builtins or pm.has_plugin(ep.name):
+                continue
+            _register_module(pm, ep.name, ep.load, plugins.failures)
+    _fill(plugins)
+    return plugins
+
+
+@functools.lru_cache(maxsize=1)
+def get_plugins() -> Plugins:
+    """The process-wide plugin set (built once)."""
+    return make_plugins()

@@ -1,0 +1,142 @@
+"""Experiment specifications as frozen dataclasses: plain data, no framework imports.
+
+Hyper-parameters are stated once here in the core's own convention and each backend translates
+them: ``bn_momentum`` is the weight of the *new* batch statistic (PyTorch style, 0.1), so Keras and
+Flax receive ``1 - bn_momentum``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Norm = Literal["none", "batchnorm", "layernorm"]
+Placement = Literal["before", "after"]
+Activation = Literal["relu", "sigmoid", "tanh"]
+InitMode = Literal["canonical", "native"]
+Optimizer = Literal["sgd", "adam"]
+
+NORMS: tuple[str, ...] = ("none", "batchnorm", "layernorm")
+PLACEMENTS: tuple[str, ...] = ("before", "after")
+ACTIVATIONS: tuple[str, ...] = ("relu", "sigmoid", "tanh")
+INIT_MODES: tuple[str, ...] = ("canonical", "native")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An MLP: ``input_size -> hidden_sizes... -> num_classes`` with optional normalization.
+
+    ``placement="before"`` puts the norm between the Linear and the activation (the BN paper's
+    choice); ``"after"`` puts it after the activation. ``bn_momentum`` is in PyTorch convention.
+    """
+
+    input_size: int = 784
+    hidden_sizes: tuple[int, ...] = (512, 256)
+    num_classes: int = 10
+    activation: Activation = "relu"
+    norm: Norm = "none"
+    placement: Placement = "before"
+    bn_momentum: float = 0.1
+    bn_epsilon: float = 1e-5
+    dropout: float = 0.0
+    init: InitMode = "canonical"
+    init_scale: float = 1.0
+
+    def layer_sizes(self) -> list[tuple[int, int]]:
+        """Return ``(fan_in, fan_out)`` for every Dense layer, output layer last."""
+        sizes = [self.input_size, *self.hidden_sizes, self.num_classes]
+        return list(zip(sizes[:-1], sizes[1:]))
+
+    @property
+    def has_norm(self) -> bool:
+        """True when hidden layers carry a normalization layer."""
+        return self.norm != "none"
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Optimizer and schedule. ``lr_decay`` multiplies the lr every ``lr_step`` epochs."""
+
+    optimizer: Optimizer = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    lr_step: int = 0
+    lr_decay: float = 1.0
+    epochs: int = 3
+    batch_size: int = 64
+    seed: int = 0
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate used during 0-based ``epoch`` (step decay)."""
+        if self.lr_step <= 0:
+            return self.lr
+        return self.lr * self.lr_decay ** (epoch // self.lr_step)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which dataset and how to preprocess it."""
+
+    name: str = "mnist-5k"
+    standardize: bool = False
+    val_fraction: float = 0.2
+    limit: int = 0
+    data_dir: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One unit of work: a backend on a device training one variant at one sweep point."""
+
+    run_id: str
+    cell_id: str
+    suite: str
+    task: str
+    backend: str
+    device: str
+    variant: str
+    model: ModelSpec
+    train: TrainSpec
+    data: DataSpec
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (round-trips through :func:`cell_from_dict`)."""
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+    return cls(**kwargs)
+
+
+def cell_from_dict(data: dict[str, Any]) -> CellSpec:
+    """Inverse of :meth:`CellSpec.to_dict`."""
+    return CellSpec(
+        run_id=data["run_id"],
+        cell_id=data["cell_id"],
+        suite=data["suite"],
+        task=data["task"],
+        backend=data["backend"],
+        device=data["device"],
+        variant=data["variant"],
+        model=_build(ModelSpec, data["model"]),
+        train=_build(TrainSpec, data["train"]),
+        data=_build(DataSpec, data["data"]),
+        extra=dict(data.get("extra", {})),
+    )
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` that ignores keys the dataclass does not have."""
+    names = {f.name for f in dataclasses.fields(obj)}
+    return dataclasses.replace(obj, **{k: v for k, v in changes.items() if k in names})

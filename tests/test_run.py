@@ -1,0 +1,165 @@
+"""End to end through the ``harness`` command: runs, reports, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+def harness(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in ``cwd`` (its reports/ folder is then the default store)."""
+    return subprocess.run(
+        [*HARNESS, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def results(cwd: Path) -> dict[str, Any]:
+    """The results.json of the single run under ``cwd``."""
+    (path,) = (cwd / "reports" / "runs").glob("*/results.json")
+    return json.loads(path.read_text())
+
+
+def metrics(data: dict[str, Any]) -> dict[str, list[tuple[float, ...]]]:
+    """Per cell: the epoch metrics that must be reproducible (times excluded)."""
+    keys = ("train_loss", "val_loss", "val_acc")
+    return {c["cell_id"]: [tuple(e[k] for k in keys) for e in c["epochs"]] for c in data["cells"]}
+
+
+def test_fake_run_writes_store_report_and_json(tmp_path: Path) -> None:
+    out = harness(
+        "run", "--suite", "tiny", "--backend", "fake", "--dataset", "synthetic", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    data = results(tmp_path)
+    assert {"run_id", "suite", "env", "cells"} <= set(data)
+    assert len(data["cells"]) == 2 * 2 * 2  # variants x lrs x seeds
+    for cell in data["cells"]:
+        assert cell["status"] == "ok" and cell["backend"] == "fake" and cell["device"] == "cpu"
+        assert len(cell["epochs"]) == 2
+        assert set(cell["epochs"][0]) >= {
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "time_s",
+        }
+        assert cell["settings"]["train"]["lr"] in (0.05, 0.1)
+    report = next((tmp_path / "reports" / "runs").glob("*/report.md")).read_text()
+    assert "## Summary" in report and "synthetic" in report and "curves.png" in report
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path: Path) -> None:
+    runs = []
+    for name, seeds in (("a", "2"), ("b", "2")):
+        (tmp_path / name).mkdir()
+        out = harness(
+            "run",
+            "--suite",
+            "tiny",
+            "--backend",
+            "fake",
+            "--dataset",
+            "synthetic",
+            "--quick",
+            "--seeds",
+            seeds,
+            cwd=tmp_path / name,
+        )
+        assert out.returncode == 0, out.stderr
+        runs.append(metrics(results(tmp_path / name)))
+    assert runs[0] == runs[1]
+    seed0 = [v for k, v in runs[0].items() if k.endswith("seed=0")]
+    seed1 = [v for k, v in runs[0].items() if k.endswith("seed=1")]
+    assert seed0 and all(a != b for a, b in zip(seed0, seed1))
+
+
+def test_report_rebuilds_from_store(tmp_path: Path) -> None:
+    assert (
+        harness(
+            "run",
+            "--suite",
+            "tiny",
+            "--backend",
+            "fake",
+            "--dataset",
+            "synthetic",
+            "--quick",
+            "--no-report",
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
+    assert not list((tmp_path / "reports" / "runs").glob("*/report.md"))
+    out = harness("report", "latest", "--out", str(tmp_path / "rebuilt"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "rebuilt" / "report.md").exists()
+    assert (tmp_path / "rebuilt" / "curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args, valid",
+    [
+        (["run", "--suite", "nope"], "bn-vs-nobn"),
+        (["run", "--suite", "tiny", "--backend", "nope"], "torch"),
+        (["run", "--suite", "tiny", "--backend", "fake", "--dataset", "nope"], "mnist-5k"),
+        (["run", "--suite", "tiny", "--backend", "fake", "--device", "tpu"], "gpu"),
+        (["run", "--suite", "tiny", "--backend", "fake", "--init", "zeros"], "native"),
+        (["run", "--suite", "tiny", "--epochs", "0"], "positive"),
+        (["run", "--suite", "tiny", "--lr", "-1"], "positive"),
+        (["report", "no-such-run"], "runs"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], valid: str) -> None:
+    out = harness(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness: error:") and valid in lines[0]
+
+
+@pytest.mark.slow
+def test_torch_bn_vs_nobn_on_mnist_5k(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out = harness(
+        "run",
+        "--suite",
+        "bn-vs-nobn",
+        "--backend",
+        "torch",
+        "--epochs",
+        "2",
+        "--seeds",
+        "1",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "using mnist-5k" in out.stderr
+    data = results(tmp_path)
+    assert {c["variant"] for c in data["cells"]} == {"no-bn", "bn"}
+    for cell in data["cells"]:
+        assert cell["status"] == "ok"
+        assert cell["result"]["dataset"] == {
+            **cell["result"]["dataset"],
+            "name": "mnist-5k",
+            "train": 4000,
+            "val": 1000,
+        }
+        assert cell["epochs"][-1]["val_acc"] > 0.8  # chance is 0.1
+    report = next((tmp_path / "reports" / "runs").glob("*/report.md")).read_text()
+    assert "using mnist-5k" in report
