@@ -146,5 +146,12 @@ class Backend(ABC):
         of ``sum(out * upstream)``; running statistics are the layer's after the call.
         """
 
+    def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
+        """Eval-mode input of hidden layer ``layer``'s activation function, shape (n, width).
+
+        The quantity of the BN paper's Figure 1 (b, c); after BN when BN precedes it.
+        """
+        raise NotImplementedError(f"backend '{self.name}' has no pre_activations")
+
     def synchronize(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Wait for queued device work (GPU); a no-op on synchronous CPUs."""

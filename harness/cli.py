@@ -1,15 +1,28 @@
-"""The ``harness`` command line. Imports stay light: no framework, no matplotlib, at start-up."""
+"""The ``harness`` command line. Imports stay light: no framework, no matplotlib, at start-up.
+
+Exit codes: 0 success; 2 a problem the user can fix (unknown name, bad option value, bad or
+missing file, a resume with other settings), printed as one ``harness: error:`` line; 128 + the
+signal number when a run is interrupted: 130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for
+SIGHUP (the terminal closed).
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
+from harness.config import apply_config, option_kinds
 from harness.errors import HarnessError
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+MAX_SEEDS = 1000
+MAX_THREADS = 1024
+RUN_DEFAULTS = {"backend": "all", "device": "cpu", "data_dir": ""}
+"""Defaults applied after the command line and ``--config``, so both can be told apart."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -30,6 +43,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _at_most(limit: int, what: str) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        value = _positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"expected at most {limit} {what}, got '{text}'")
+        return value
+
+    return check
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -42,25 +65,27 @@ def _positive_float(text: str) -> float:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a suite on one or more backends")
+    run.add_argument("--config", metavar="FILE", help="TOML file of run options (key = value)")
     run.add_argument("--suite", help="suite name (see `harness list`)")
-    run.add_argument("--backend", default="all", help="all, or a comma-separated list")
-    run.add_argument("--device", default="cpu", help="cpu, gpu or all")
-    run.add_argument("--dataset", default=None, help="dataset name (default: mnist, else mnist-5k)")
-    run.add_argument("--data-dir", default="", help="folder with dataset files")
+    run.add_argument("--backend", help="all (default), or a comma-separated list")
+    run.add_argument("--device", help="cpu (default), gpu or all")
+    run.add_argument("--dataset", help="dataset name (default: mnist, else mnist-5k)")
+    run.add_argument("--data-dir", help="folder with dataset files")
     run.add_argument("--epochs", type=_positive_int)
-    run.add_argument("--seeds", type=_positive_int, help="number of seeds (0..N-1)")
+    run.add_argument("--seeds", type=_at_most(MAX_SEEDS, "seeds"), help="number of seeds (0..N-1)")
     run.add_argument("--batch-size", type=_positive_int)
     run.add_argument("--lr", type=_positive_float)
     run.add_argument("--init", help="canonical (shared NumPy init) or native (framework defaults)")
-    run.add_argument("--standardize", action="store_true", help="standardize inputs")
+    run.add_argument("--standardize", action="store_true", default=None, help="standardize inputs")
     run.add_argument("--limit", type=_positive_int, help="use only the first N training samples")
-    run.add_argument("--quick", action="store_true", help="the suite's small size (CI)")
-    run.add_argument("--threads", type=_positive_int, help="threads per worker (default: cores)")
+    run.add_argument("--quick", action="store_true", default=None, help="the suite's small size")
+    threads = _at_most(MAX_THREADS, "threads")
+    run.add_argument("--threads", type=threads, help="threads per worker (default: cores)")
     run.add_argument("--cell-timeout", type=_positive_float, help="seconds before a cell is killed")
     run.add_argument("--out", help="report folder (default: reports/runs/RUN_ID)")
     run.add_argument("--store", help="results file (default: reports/runs/results.sqlite)")
     run.add_argument("--resume", metavar="RUN", help="finish the missing/failed cells of RUN")
-    run.add_argument("--no-report", action="store_true", help="store results only")
+    run.add_argument("--no-report", action="store_true", default=None, help="store results only")
 
 
 def build_parser() -> Parser:
@@ -86,23 +111,51 @@ def build_parser() -> Parser:
     return parser
 
 
+def run_parser(parser: Parser) -> argparse.ArgumentParser:
+    """The ``run`` sub-command's parser (whose options ``--config`` files may set)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices["run"]  # type: ignore[no-any-return]
+    raise LookupError("no run sub-command")  # pragma: no cover
+
+
+def finish_run_args(parser: Parser, args: argparse.Namespace) -> argparse.Namespace:
+    """Fill ``run`` options from ``--config``, note which were given, then apply defaults.
+
+    ``args.given`` holds the options set on the command line or in the file: the ones a
+    ``--resume`` must not change.
+    """
+    if args.config:
+        apply_config(args, args.config, option_kinds(run_parser(parser)))
+    args.given = {k for k, v in vars(args).items() if v is not None}
+    for key, value in RUN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    for flag in ("standardize", "quick", "no_report"):
+        setattr(args, flag, bool(getattr(args, flag)))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     from harness import commands
 
     try:
+        if args.command == "run":
+            finish_run_args(parser, args)
         return int(commands.dispatch(args))
     except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        print(f"harness: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(
-            "harness: interrupted; finished cells are in the store "
-            "(finish with `harness run --resume RUN`)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        code = int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
+        resume = getattr(exc, "resume_command", "")
+        name = signal.Signals(code - 128).name
+        after = f"; finished cells are in the store: finish the run with `{resume}`"
+        print(f"harness: interrupted ({name}){after if resume else ''}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

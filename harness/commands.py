@@ -1,20 +1,27 @@
-"""What each ``harness`` sub-command does (argument parsing is in :mod:`harness.cli`)."""
+"""What each ``harness`` sub-command does (argument parsing is in :mod:`harness.cli`).
+
+Everything a user can get wrong is checked here, in the main process, before a worker starts:
+names, the dataset (loaded once, so a missing, truncated or tampered file is an error, not a
+failed cell), batch sizes against the dataset's size, the report folder.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import functools
 import os
 import secrets
 import shlex
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, UnknownNameError
+from harness.interrupt import SignalGuard
 from harness.plugins import Plugins, get_plugins
-from harness.specs import INIT_MODES, DataSpec
+from harness.specs import INIT_MODES, CellSpec, DataSpec
 from harness.store import Store
 from harness.suite import RunOptions, Suite, expand, seed_count
 
@@ -42,15 +49,14 @@ def pick_backends(plugins: Plugins, text: str) -> tuple[list[str], list[str]]:
     if not chosen:
         raise UnknownNameError("backend", text, [*names, "all"])
     for name in chosen:
-        plugins.backends.get(name).check() if name in names else _unknown("backend", name, names)
+        if name not in names:
+            raise UnknownNameError("backend", name, [*names, "all"])
+        plugins.backends.get(name).check()
     return list(dict.fromkeys(chosen)), []
 
 
-def _unknown(kind: str, name: str, valid: list[str]) -> None:
-    raise UnknownNameError(kind, name, [*valid, "all"] if kind == "backend" else valid)
-
-
-def _devices(text: str) -> tuple[str, ...]:
+def pick_devices(text: str) -> tuple[str, ...]:
+    """``cpu``, ``gpu`` or ``all``."""
     if text == "all":
         return DEVICES
     if text not in DEVICES:
@@ -58,27 +64,31 @@ def _devices(text: str) -> tuple[str, ...]:
     return (text,)
 
 
+def absolute_dir(text: str) -> str:
+    """``--data-dir`` as stored: absolute, or ``""`` when not given."""
+    return str(Path(text).resolve()) if text else ""
+
+
 def _options(args: argparse.Namespace, plugins: Plugins) -> tuple[RunOptions, list[str]]:
     from harness.data.locate import resolve_dataset
 
     backends, notes = pick_backends(plugins, args.backend)
+    devices = pick_devices(args.device)
     if args.dataset is not None:
         plugins.datasets.get(args.dataset)
     if args.init is not None and args.init not in INIT_MODES:
         raise UnknownNameError("init mode", args.init, INIT_MODES)
     name, note = resolve_dataset(args.dataset, args.data_dir)
-    if note:
-        notes.append(note)
     data = DataSpec(
         name=name,
         standardize=args.standardize,
         limit=args.limit or 0,
-        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else "",
+        data_dir=absolute_dir(args.data_dir),
         note=note,
     )
     opts = RunOptions(
         backends=tuple(backends),
-        devices=_devices(args.device),
+        devices=devices,
         data=data,
         epochs=args.epochs,
         seeds=args.seeds,
@@ -87,10 +97,41 @@ def _options(args: argparse.Namespace, plugins: Plugins) -> tuple[RunOptions, li
         init=args.init,
         quick=args.quick,
     )
-    return opts, notes
+    return opts, [*notes, note] if note else notes
 
 
-def _settings(suite: Suite, opts: RunOptions) -> dict[str, Any]:
+@functools.lru_cache(maxsize=8)
+def train_size(spec: DataSpec) -> int:
+    """Training samples of the dataset, loaded (and checksum-verified) here once."""
+    info = get_plugins().datasets.get(spec.name)
+    try:
+        dataset = info.load(spec)
+    except HarnessError:
+        raise
+    except Exception as exc:  # a plugin's loader: still one line, not a traceback
+        problem = f"{type(exc).__name__}: {exc}"
+        raise HarnessError(f"dataset '{spec.name}' failed to load: {problem}") from None
+    return len(dataset.y_train)
+
+
+def preflight(opts: RunOptions, cells: list[CellSpec], out: str | None) -> None:
+    """Fail before any worker starts: the dataset loads, every batch fits, --out is writable."""
+    samples = train_size(opts.data)
+    too_big = sorted({c.train.batch_size for c in cells if c.train.batch_size > samples})
+    if too_big:
+        limit = f" (--limit {opts.data.limit})" if opts.data.limit else ""
+        raise HarnessError(
+            f"batch size {too_big[-1]} is larger than the {samples} training samples of "
+            f"dataset '{opts.data.name}'{limit}"
+        )
+    if out:
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"cannot create report folder {out}: {exc.strerror}") from None
+
+
+def _settings(suite: Suite, opts: RunOptions, notes: list[str]) -> dict[str, Any]:
     return {
         "suite": suite.name,
         "backends": list(opts.backends),
@@ -103,135 +144,106 @@ def _settings(suite: Suite, opts: RunOptions) -> dict[str, Any]:
         "init": opts.init,
         "quick": opts.quick,
         "command": "harness " + shlex.join(sys.argv[1:]),
+        "notes": notes,
     }
 
 
-def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def with_artifacts(opts: RunOptions, store: Path, run_id: str) -> RunOptions:
+    """``opts`` with the run's artifacts folder (next to the results file ``store``)."""
+    return dataclasses.replace(opts, artifacts=str(store.parent / "artifacts" / run_id))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Expand the suite into cells, run them, store each, then write the report."""
+    """Expand the suite into cells, check them, run them, store each, then write the report."""
     from harness import environment
-    from harness.runner import Runner, pending
 
     plugins = get_plugins()
     if args.resume:
+        from harness.resume import resume
+
         return resume(args, plugins)
     if not args.suite:
-        raise UnknownNameError("suite", "", plugins.suites.names())
+        raise HarnessError(f"no --suite given; valid: {', '.join(plugins.suites.names())}")
     suite = plugins.suites.get(args.suite)
     opts, notes = _options(args, plugins)
-    for note in notes:
-        print(f"harness: {note}", file=sys.stderr)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_id = f"{suite.name}-{stamp}-{secrets.token_hex(2)}"
-    threads = args.threads or environment.default_threads()
-    store = Store(store_path(args.store))
-    store.create_run(run_id, suite.name, _settings(suite, opts), environment.capture(threads))
+    path = store_path(args.store)
+    opts = with_artifacts(opts, path, run_id)
     cells = expand(suite, opts, run_id)
-    print(f"harness: run {run_id}: {len(cells)} cells -> {store.path}")
-    return _execute(args, plugins, store, suite, run_id, pending(cells, []), threads, Runner)
+    preflight(opts, cells, args.out)
+    store = Store(path)
+    for note in notes:
+        print(f"harness: {note}", file=sys.stderr)
+    threads = args.threads or environment.default_threads()
+    settings = _settings(suite, opts, notes)
+    store.create_run(run_id, suite.name, settings, environment.capture(threads))
+    print(f"harness: run {run_id}: {len(cells)} cells -> {store.path}", flush=True)
+    return execute(args, plugins, store, suite.name, run_id, cells, threads)
 
 
-def _execute(
+def execute(
     args: argparse.Namespace,
     plugins: Plugins,
     store: Store,
-    suite: Suite,
+    suite: str,
     run_id: str,
-    cells: list[Any],
+    cells: list[CellSpec],
     threads: int,
-    runner_cls: Any,
 ) -> int:
-    previous = signal.signal(signal.SIGTERM, _sigterm)
-    runner = runner_cls(plugins, store, threads, args.cell_timeout)
-    plugins.pm.hook.harness_run_started(
-        run_id=run_id, suite=suite.name, cells=[c.to_dict() for c in cells]
-    )
-    try:
-        runner.run_cells(run_id, cells)
-    except KeyboardInterrupt:
-        store.set_run_status(run_id, "interrupted")
-        plugins.pm.hook.harness_run_finished(run_id=run_id, status="interrupted")
-        print(f"harness: run {run_id} interrupted", file=sys.stderr)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    store.set_run_status(run_id, "finished")
-    plugins.pm.hook.harness_run_finished(run_id=run_id, status="finished")
+    """Run ``cells`` under a :class:`SignalGuard`; on interruption mark the run and re-raise."""
+    from harness.runner import Runner
+
+    guard = SignalGuard()
+    runner = Runner(plugins, store, threads, args.cell_timeout, guard=guard)
+    with guard:
+        try:
+            plugins.pm.hook.harness_run_started(
+                run_id=run_id, suite=suite, cells=[c.to_dict() for c in cells]
+            )
+            runner.run_cells(run_id, cells)
+        except BaseException as exc:
+            guard.stop()
+            _stopped(store, plugins, run_id, "interrupted")
+            exc.resume_command = _resume_command(args, run_id)  # type: ignore[attr-defined]
+            raise
+        with guard.deferred():
+            _stopped(store, plugins, run_id, "finished")
     if not args.no_report:
-        _write_report(store, run_id, args.out)
+        write_report(store, run_id, args.out)
     return 0
 
 
-def resume(args: argparse.Namespace, plugins: Plugins) -> int:
-    """Run only the missing or failed cells of a stored run, with its stored settings."""
-    from harness.runner import Runner, pending
-
-    store = Store(store_path(args.store))
-    run = store.run(args.resume)
-    settings = run["settings"]
-    _refuse_changes(args, settings)
-    suite = plugins.suites.get(settings["suite"])
-    opts = RunOptions(
-        backends=tuple(settings["backends"]),
-        devices=tuple(settings["devices"]),
-        data=DataSpec(**settings["data"]),
-        epochs=settings["epochs"],
-        seeds=settings["seeds"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        init=settings["init"],
-        quick=settings["quick"],
-    )
-    cells = pending(expand(suite, opts, run["run_id"]), store.cells(run["run_id"]))
-    print(f"harness: resuming {run['run_id']}: {len(cells)} cells left")
-    store.set_run_status(run["run_id"], "running")
-    threads = args.threads or run["env"].get("threads") or 1
-    return _execute(args, plugins, store, suite, run["run_id"], cells, threads, Runner)
+def _stopped(store: Store, plugins: Plugins, run_id: str, status: str) -> None:
+    store.set_run_status(run_id, status)
+    plugins.pm.hook.harness_run_finished(run_id=run_id, status=status)
 
 
-RESUME_FIXED = {
-    "suite": "suite",
-    "epochs": "epochs",
-    "seeds": "seeds",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "init": "init",
-}
+def _resume_command(args: argparse.Namespace, run_id: str) -> str:
+    store = ["--store", args.store] if args.store else []
+    return "harness " + shlex.join(["run", "--resume", run_id, *store])
 
 
-def _refuse_changes(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    for arg, key in RESUME_FIXED.items():
-        given = getattr(args, arg)
-        if (
-            given is not None
-            and given != settings.get(key)
-            and not (key == "seeds" and given == settings.get("seeds"))
-        ):
-            raise HarnessError(
-                f"--resume {args.resume}: --{arg.replace('_', '-')} {given} differs "
-                f"from the run's {settings.get(key)}; resume with its settings"
-            )
-
-
-def _write_report(store: Store, run_id: str, out: str | None) -> Path:
+def write_report(store: Store, run_id: str, out: str | None) -> Path:
+    """Build the run's report folder from the store; print and return the report's path."""
     from harness.report import build_report
 
     run = store.run(run_id)
     suite = get_plugins().suites.get(run["suite"])
     folder = Path(out) if out else RUNS_DIR / run_id
-    path = build_report(run, store.cells(run_id), suite, folder)
+    try:
+        path = build_report(run, store.cells(run_id), suite, folder)
+    except OSError as exc:
+        raise HarnessError(f"cannot write the report to {folder}: {exc.strerror or exc}") from None
     print(f"harness: report {path}")
     return path
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild a run's report folder from the store."""
-    store = Store(store_path(args.store))
+    store = Store(store_path(args.store), must_exist=True)
     run_id = store.latest_run_id() if args.run == "latest" else args.run
-    _write_report(store, run_id, args.out)
+    write_report(store, run_id, args.out)
     return 0
 
 

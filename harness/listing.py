@@ -41,19 +41,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from harness.commands import store_path
     from harness.store import Store
 
-    store = Store(store_path(args.store))
+    path = store_path(args.store)
+    if not path.exists():
+        print(f"harness: no runs yet ({path} does not exist)")
+        return 0
+    store = Store(path)
     rows = [
         [
             r["run_id"],
             r["suite"],
             r["status"],
-            datetime.datetime.fromtimestamp(r["created"]).isoformat(timespec="seconds"),
+            _when(r["created"]),
+            _when(r["stopped"]),
             f"{r['ok'] or 0}/{r['cells']}",
         ]
         for r in store.runs()
     ]
-    print(tabulate(rows, ["run", "suite", "status", "created", "ok/cells"]))
+    print(tabulate(rows, ["run", "suite", "status", "created", "stopped", "ok/cells"]))
     return 0
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(stamp).isoformat(timespec="seconds")
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -151,9 +151,14 @@ class ReferenceMLP:
             g = g @ self.params[f"dense_{i}/kernel"].T
         return loss, logits, grads
 
-    def step(self, x: np.ndarray, y: np.ndarray, train: TrainSpec, lr: float) -> float:
-        """One optimizer step (torch.optim semantics, coupled weight decay); returns the loss."""
-        loss, _, grads = self.loss_and_grads(x, y)
+    def step(
+        self, x: np.ndarray, y: np.ndarray, train: TrainSpec, lr: float, return_logits: bool = False
+    ) -> Any:
+        """One optimizer step (torch.optim semantics, coupled weight decay); returns the loss.
+
+        With ``return_logits`` it returns ``(loss, logits)`` of the training forward pass.
+        """
+        loss, logits, grads = self.loss_and_grads(x, y)
         t = self.state["t"] = self.state.get("t", 0) + 1
         for name, grad in grads.items():
             grad = grad + train.weight_decay * self.params[name]
@@ -165,7 +170,7 @@ class ReferenceMLP:
             self.state[name] = buf
             update = grad + train.momentum * buf if train.nesterov else buf
             self.params[name] -= lr * (update if train.momentum else grad)
-        return loss
+        return (loss, logits) if return_logits else loss
 
     def _adam(self, name: str, grad: np.ndarray, train: TrainSpec, t: int) -> np.ndarray:
         m = self.state.get(f"{name}/m", np.zeros_like(grad))

@@ -1,7 +1,8 @@
 """The runner: cells to workers, results to the store the moment each cell finishes.
 
 One worker subprocess per (backend, device), kept for the cells that follow; a worker that dies
-fails only its cell and is replaced. Frameworks are never imported in this process.
+fails only its cell and is replaced, and a worker whose cell failed is retired (its framework's
+state after an exception or a MemoryError is not trusted). Frameworks are never imported here.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.environment import thread_env
+from harness.interrupt import SignalGuard
 from harness.plugins import Plugins
 from harness.specs import CellSpec
 from harness.store import Store
 from harness.workerproc import WorkerDied, WorkerProcess
 
 DONE = ("ok", "diverged")
+STARTUP_TIMEOUT_S = 600.0
 Printer = Callable[[str], None]
+
+
+def say(text: str) -> None:
+    """Print a progress line now (flushed, so a pipe or ``tee`` shows it as it happens)."""
+    print(text, flush=True)
 
 
 @dataclass
@@ -29,10 +37,9 @@ class Runner:
     store: Store
     threads: int
     cell_timeout: float | None = None
-    echo: Printer = print
+    echo: Printer = say
+    guard: SignalGuard = field(default_factory=SignalGuard)
     workers: dict[tuple[str, str], WorkerProcess] = field(default_factory=dict)
-    hellos: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    worker_failures: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def _worker(self, backend: str, device: str) -> WorkerProcess:
         key = (backend, device)
@@ -41,22 +48,20 @@ class Runner:
             env = {**thread_env(self.threads), **info.worker_env}
             worker = WorkerProcess(backend, device, self.threads, env)
             self.workers[key] = worker
-            deadline = time.monotonic() + 600
             try:
-                self.hellos[key] = worker.receive(deadline)
+                worker.hello = worker.receive(time.monotonic() + STARTUP_TIMEOUT_S)
             except WorkerDied:
-                del self.workers[key]
+                self._drop(backend, device)
                 raise
         return self.workers[key]
 
-    def _drop(self, backend: str, device: str) -> None:
+    def _drop(self, backend: str, device: str, kill: bool = True) -> None:
         worker = self.workers.pop((backend, device), None)
         if worker is not None:
-            worker.kill()
+            worker.kill() if kill else worker.close()
 
-    def _skip_reason(self, cell: CellSpec) -> str:
-        hello = self.hellos.get((cell.backend, cell.device))
-        if hello and cell.device not in hello["devices"]:
+    def _skip_reason(self, cell: CellSpec, worker: WorkerProcess) -> str:
+        if worker.hello and cell.device not in worker.hello.get("devices", []):
             return f"no {cell.device} visible to backend '{cell.backend}' here"
         return ""
 
@@ -72,25 +77,35 @@ class Runner:
                 "reason": f"worker did not start: {died.reason}",
                 "stderr_tail": died.tail,
             }
-        skip = self._skip_reason(cell)
+        skip = self._skip_reason(cell, worker)
         if skip:
             return {"status": "skipped", "reason": skip}
+        return {**_hello_facts(worker), **self._converse(worker, cell, label)}
+
+    def _converse(self, worker: WorkerProcess, cell: CellSpec, label: str) -> dict[str, Any]:
+        """Send the cell, relay its epochs, return its result (or why the worker died)."""
+        worker.begin_cell()
         worker.send({"cell": cell.to_dict()})
-        deadline = time.monotonic() + self.cell_timeout if self.cell_timeout else None
+        timeout = self.cell_timeout
+        deadline = time.monotonic() + timeout if timeout else None
         try:
             while True:
-                message = worker.receive(deadline)
+                message = worker.receive(deadline, timeout)
                 if message.get("type") == "epoch":
                     self._echo_epoch(label, cell, message["metrics"])
                 elif message.get("type") == "result":
-                    return dict(message["result"])
+                    result = dict(message["result"])
+                    if result.get("status") == "failed":
+                        self._drop(cell.backend, cell.device, kill=False)
+                        result["stderr_tail"] = result.get("stderr_tail") or worker.tail()
+                    return result
         except WorkerDied as died:
             self._drop(cell.backend, cell.device)
             return {"status": "failed", "reason": died.reason, "stderr_tail": died.tail}
 
     def _echo_epoch(self, label: str, cell: CellSpec, m: dict[str, Any]) -> None:
         loss = m.get("train_loss")
-        loss_text = f"{loss:.4f}" if isinstance(loss, float) else str(loss)
+        loss_text = f"{loss:.4f}" if isinstance(loss, (int, float)) else str(loss or "nan")
         self.echo(
             f"{label} {cell.cell_id}  epoch {m['epoch']}/{cell.train.epochs}  "
             f"train_loss {loss_text}  val_acc {m.get('val_acc') or 0:.4f}  "
@@ -98,26 +113,26 @@ class Runner:
         )
 
     def run_cells(self, run_id: str, cells: list[CellSpec]) -> None:
-        """Run ``cells`` in order, storing each as it finishes; workers closed at the end."""
+        """Run ``cells`` in order, storing each as it finishes; workers closed at the end.
+
+        On any exception (an :class:`~harness.interrupt.Interrupted` signal included) every
+        worker is killed before it propagates; a cell's row is never half written.
+        """
         try:
             for i, cell in enumerate(cells, 1):
                 label = f"[{i}/{len(cells)}]"
                 started = time.time()
-                result = self._execute(cell, label)
-                record = self._record(cell, result, started)
-                self.store.put_cell(run_id, record)
-                self.plugins.pm.hook.harness_cell_finished(result=record)
-                reason = f"  {record['reason']}" if record["reason"] else ""
-                self.echo(f"{label} {cell.cell_id}  {record['status']}{reason}")
+                record = self._record(cell, self._execute(cell, label), started)
+                with self.guard.deferred():
+                    self.store.put_cell(run_id, record)
+                    self.plugins.pm.hook.harness_cell_finished(result=record)
+                self.echo(f"{label} {cell.cell_id}  {record['status']}{_why(record)}")
         except BaseException:
             self.shutdown(kill=True)
             raise
         self.shutdown()
 
     def _record(self, cell: CellSpec, result: dict[str, Any], started: float) -> dict[str, Any]:
-        hello = self.hellos.get((cell.backend, cell.device), {})
-        result.setdefault("versions", hello.get("versions", {}))
-        result.setdefault("worker_env", hello.get("env", {}))
         result.setdefault("started", started)
         return {
             "cell_id": cell.cell_id,
@@ -134,12 +149,26 @@ class Runner:
 
     def shutdown(self, kill: bool = False) -> None:
         """Stop every worker: politely when idle, by SIGKILL when ``kill`` (interruption)."""
-        for key in list(self.workers):
-            worker = self.workers.pop(key)
-            if kill:
-                worker.kill()
-            else:
-                worker.close()
+        for backend, device in list(self.workers):
+            self._drop(backend, device, kill=kill)
+
+
+def _hello_facts(worker: WorkerProcess) -> dict[str, Any]:
+    """What the worker said about itself, stored with each of its cells."""
+    hello = worker.hello
+    return {
+        "versions": hello.get("versions", {}),
+        "worker_env": hello.get("env", {}),
+        "worker_pid": worker.pid,
+    }
+
+
+def _why(record: dict[str, Any]) -> str:
+    """The reason shown after a cell's status on the progress line."""
+    where = record["result"].get("diverged_at")
+    if record["status"] == "diverged" and where:
+        return f"  loss not finite at epoch {where['epoch']}, step {where['step']}"
+    return f"  {record['reason']}" if record["reason"] else ""
 
 
 def pending(cells: list[CellSpec], stored: list[dict[str, Any]]) -> list[CellSpec]:

@@ -61,6 +61,7 @@ class RunOptions:
     lr: float | None = None
     init: str | None = None
     quick: bool = False
+    artifacts: str = ""
 
 
 def _grid(suite: Suite, opts: RunOptions) -> dict[str, tuple[Any, ...]]:
@@ -122,7 +123,7 @@ def expand(suite: Suite, opts: RunOptions, run_id: str) -> list[CellSpec]:
                     model,
                     train,
                     opts.data,
-                    {"point": point, **suite.extra},
+                    {"point": point, "artifacts": opts.artifacts, **suite.extra},
                 )
             )
     return cells

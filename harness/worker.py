@@ -3,21 +3,29 @@
 Started as ``python -m harness.worker BACKEND DEVICE THREADS``. Protocol: JSON lines; the runner
 writes ``{"cell": {...}}`` to stdin, the worker answers on its original stdout (``hello``,
 ``epoch``, ``result``). Everything else the frameworks print goes to stderr, which the runner
-keeps the tail of, so a crash can be reported with its last lines.
+keeps the tail of, so a crash can be reported with its last lines (``faulthandler`` adds the
+Python stack of a segfault to them). A worker whose runner disappears (even by SIGKILL) kills
+itself and its children, so no worker outlives its run.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any, TextIO
 
 from harness.registry import load_object
 from harness.specs import cell_from_dict
+
+TRACEBACK_LINES = 40
+ORPHAN_POLL_S = 1.0
 
 
 def _clean(value: Any) -> Any:
@@ -51,16 +59,30 @@ def _run_cell(backend: Any, cell_data: dict[str, Any], proto: TextIO) -> dict[st
     emit = lambda msg: _send(proto, {**msg, "cell_id": cell.cell_id})  # noqa: E731
     try:
         result = task(backend, cell, emit)
-    except Exception as exc:
-        traceback.print_exc()
-        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    except Exception as exc:  # MemoryError included: the runner retires this worker after it
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+        result = {
+            "status": "failed",
+            "reason": f"{type(exc).__name__}: {exc}".splitlines()[0],
+            "stderr_tail": "\n".join(text.splitlines()[-TRACEBACK_LINES:]),
+        }
     result["wall_s"] = time.perf_counter() - start
     return result
+
+
+def _watch_parent(parent: int) -> None:
+    """Kill this worker's process group once the runner that started it is gone."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_S)
+    os.killpg(0, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:
     """Serve cells for one backend/device until stdin closes."""
     backend_name, device, threads = argv[0], argv[1], int(argv[2])
+    faulthandler.enable()
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     proto = _channel()
     from harness.plugins import get_plugins
 

@@ -2,14 +2,20 @@
 
 Loaded through ``HARNESS_PLUGINS=fake_plugin`` (inherited by workers). ``FAKE_FAULT`` injects a
 fault into cells whose id contains ``FAKE_FAULT_CELL``: ``raise``, ``segfault``, ``kill``,
-``hang`` or ``nan``.
+``hang``, ``oom`` (allocate until ``RLIMIT_AS``) or ``nan``; ``FAKE_FAULTS`` injects several,
+as ``"CELL_PART=FAULT;CELL_PART=FAULT"``. The fault strikes at the second step of the first
+epoch, after a line on stderr and, when ``FAKE_FAULT_MARK`` names a file, after writing the
+cell id there (so a test knows the fault has begun). ``FAKE_GHOST=1`` also registers
+``ghost``, a backend whose framework is not installed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +35,14 @@ INFO = BackendInfo(
     requires=("numpy",),
     description="float64 NumPy reference (tests only)",
 )
+GHOST = BackendInfo(
+    name="ghost",
+    factory="ghost_framework_backend:GhostBackend",
+    requires=("ghost_framework_that_is_not_installed",),
+    description="a backend whose framework is missing (tests only)",
+    extra="ghost",
+)
+OOM_HEADROOM = 256 << 20
 TINY = Suite(
     name="tiny",
     description="tiny synthetic suite for tests",
@@ -43,8 +57,10 @@ TINY = Suite(
 
 @hookimpl
 def harness_register_backends(register: Callable[[Any], None]) -> None:
-    """Register the fake backend."""
+    """Register the fake backend (and ``ghost`` when ``FAKE_GHOST=1``)."""
     register(INFO)
+    if os.environ.get("FAKE_GHOST") == "1":
+        register(GHOST)
 
 
 @hookimpl
@@ -53,8 +69,34 @@ def harness_register_suites(register: Callable[[Any], None]) -> None:
     register(TINY)
 
 
-def _fault(step: int) -> None:
-    fault = os.environ.get("FAKE_FAULT", "")
+def cell_fault() -> str:
+    """The fault to inject into the current cell (``HARNESS_CELL_ID``), or ``""``."""
+    cell = os.environ.get("HARNESS_CELL_ID", "")
+    pairs = [p.rpartition("=")[::2] for p in os.environ.get("FAKE_FAULTS", "").split(";") if p]
+    pairs.append((os.environ.get("FAKE_FAULT_CELL", "\0"), os.environ.get("FAKE_FAULT", "")))
+    return next((fault for part, fault in pairs if part and part in cell), "")
+
+
+def _out_of_memory() -> None:
+    """Cap the address space a little above what is mapped now, then allocate past it."""
+    with open("/proc/self/statm") as f:
+        mapped = int(f.read().split()[0]) * resource.getpagesize()
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + OOM_HEADROOM, hard))
+    hog = []
+    while True:
+        hog.append(np.ones(16 << 20, np.uint8))
+
+
+def _fault(fault: str, model: ReferenceMLP) -> None:
+    if fault == "nan":  # the weights go bad: the loss is NaN from the next step on
+        model.params["dense_0/kernel"][:] = np.nan
+        return
+    cell = os.environ.get("HARNESS_CELL_ID", "")
+    print(f"fake_plugin: injecting {fault} into {cell}", file=sys.stderr, flush=True)
+    if os.environ.get("FAKE_FAULT_MARK"):
+        with open(os.environ["FAKE_FAULT_MARK"], "a") as mark:
+            mark.write(cell + "\n")
     if fault == "raise":
         raise RuntimeError("injected failure")
     if fault == "segfault":
@@ -63,6 +105,8 @@ def _fault(step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if fault == "hang":
         time.sleep(3600)
+    if fault == "oom":
+        _out_of_memory()
 
 
 class FakeBackend(Backend):
@@ -88,35 +132,39 @@ class FakeBackend(Backend):
     def train(
         self, model: Any, data: TrainData, spec: TrainSpec, order: np.ndarray, on_epoch: Any = None
     ) -> list[EpochMetrics]:
-        faulty = os.environ.get("FAKE_FAULT_CELL", "\0") in os.environ.get("HARNESS_CELL_ID", "")
+        fault = cell_fault()
         history = []
         for epoch in range(order.shape[0]):
             start = time.perf_counter()
             losses = []
             for step, idx in enumerate(order[epoch]):
-                if faulty and epoch == 0 and step == 1:
-                    if os.environ.get("FAKE_FAULT") == "nan":
-                        model.params["dense_0/kernel"][:] = np.nan
-                    else:
-                        _fault(step)
+                if fault and epoch == 0 and step == 1:
+                    _fault(fault, model)
                 losses.append(
                     model.step(data.x_train[idx], data.y_train[idx], spec, spec.lr_at(epoch))
                 )
-            val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
-            m = EpochMetrics(
-                epoch + 1,
-                float(np.mean(losses)),
-                float("nan"),
-                val_loss,
-                val_acc,
-                time.perf_counter() - start,
-                spec.lr_at(epoch),
-                np.array(losses),
-            )
-            history.append(m)
-            if on_epoch is not None and not on_epoch(m):
+            history.append(self._metrics(model, data, epoch, losses, start, spec.lr_at(epoch)))
+            if on_epoch is not None and not on_epoch(history[-1]):
                 break
         return history
+
+    def _metrics(
+        self, model: Any, data: TrainData, epoch: int, losses: list[float], start: float, lr: float
+    ) -> EpochMetrics:
+        """The epoch's metrics; train accuracy in eval mode over the training set."""
+        seconds = time.perf_counter() - start
+        train_acc = self.evaluate(model, data.x_train, data.y_train)[1]
+        val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
+        return EpochMetrics(
+            epoch + 1,
+            float(np.mean(losses)),
+            train_acc,
+            val_loss,
+            val_acc,
+            seconds,
+            lr,
+            np.array(losses),
+        )
 
     def evaluate(
         self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False

@@ -130,3 +130,23 @@ def test_store_round_trip_and_schema_guard(tmp_path) -> None:
     conn.close()
     with pytest.raises(HarnessError, match="newer"):
         Store(tmp_path / "r.sqlite")
+
+
+def test_every_package_directory_is_packaged() -> None:
+    """A folder with an ``__init__.py`` that pyproject does not list is missing from the wheel
+    (the editable install hides this; a fresh ``pip install .`` does not)."""
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(tool["packages"])
+    dirs = {name: root / path for name, path in tool["package-dir"].items()}
+    found = set()
+    for top, base in dirs.items():
+        for init in base.rglob("__init__.py"):
+            rel = init.parent.relative_to(base).parts
+            if "__pycache__" not in rel:
+                found.add(".".join((top, *rel)))
+    assert found - listed == set(), "add these to [tool.setuptools] packages"
+    assert listed - found == set(), "listed but not on disk"

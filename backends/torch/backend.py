@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from harness.backends.torch.model import MLP, get_params, set_params
 from torch import nn
 
 from harness.backend import Backend, BNCall, BNResult, EpochCallback, EpochMetrics, TrainData
+from harness.backends.torch.model import MLP, get_params, set_params
 from harness.specs import ModelSpec, TrainSpec
 
 Params = dict[str, np.ndarray]
@@ -181,6 +181,13 @@ class TorchBackend(Backend):
     def logits(self, model: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Model outputs; ``training`` normalizes with batch statistics, updating nothing."""
         return self._forward(model, x, training).cpu().numpy()
+
+    @torch.no_grad()
+    def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
+        """Eval-mode input of hidden layer ``layer``'s activation."""
+        model.eval()
+        xt = torch.as_tensor(x, device=self.torch_device)
+        return model.pre_activations(xt, layer).cpu().numpy()
 
     def evaluate(
         self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False

@@ -1,0 +1,273 @@
+"""JAX adapter: Flax linen ``nn.Dense``/``nn.BatchNorm`` MLP trained with optax.
+
+Flax linen rather than NNX: linen is functional, so ``params``, ``batch_stats`` and the optimizer
+state are explicit pytrees that thread straight through one ``jax.jit`` + ``jax.lax.scan`` per
+epoch (``mutable=['batch_stats']`` returns the new running statistics), with nothing to split or
+merge. BatchNorm uses the two-pass variance (``use_fast_variance=False``, see
+:mod:`harness.backends.jax.model`). Epoch times are read after ``block_until_ready``; the first
+epoch includes compilation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+import optax
+
+from harness.backend import Backend, BNCall, BNResult, EpochCallback, EpochMetrics, TrainData
+from harness.backends.jax.model import (
+    MLP,
+    USE_FAST_VARIANCE,
+    JaxModel,
+    from_canonical,
+    native_variables,
+    to_canonical,
+    variable_shapes,
+)
+from harness.backends.jax.steps import forward_fns, make_epoch, make_optimizer, set_learning_rate
+from harness.specs import ModelSpec, TrainSpec
+
+Params = dict[str, np.ndarray]
+DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
+
+
+def _xla_started() -> bool:
+    """Whether the XLA backends exist already (then XLA_FLAGS changes are ignored)."""
+    try:
+        from jax._src import xla_bridge  # private: there is no public "initialized" query
+    except ImportError:
+        return False
+    return bool(getattr(xla_bridge, "_backends", None))
+
+
+def _limit_threads(threads: int) -> str:
+    """XLA has no CPU thread-count flag: one thread is ``multi_thread_eigen=false``, more is all.
+
+    Must run before the XLA backend starts (flags are read then); returns what applies.
+    """
+    if threads != 1:
+        return "all cores (XLA CPU has no thread-count setting)"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" in flags:
+        return "as set in XLA_FLAGS"
+    if _xla_started():
+        return "all cores (XLA started before the single-thread flag could be set)"
+    os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREAD_FLAG}".strip()
+    return "1 (xla_cpu_multi_thread_eigen=false)"
+
+
+def _device(device: str) -> Any:
+    """The JAX device for ``device``; a missing GPU falls back to the CPU (the runner skips gpu
+    cells because :meth:`JaxBackend.devices` does not list it)."""
+    if device == "gpu":
+        try:
+            return jax.devices("gpu")[0]
+        except RuntimeError:
+            pass
+    return jax.devices("cpu")[0]
+
+
+def _bn_layer(call: BNCall, dtype: Any) -> nn.BatchNorm:
+    """Flax's BatchNorm for one call: ``None`` momentum/epsilon keep Flax's defaults (0.99, 1e-5).
+
+    ``call.use_fast_variance``, when such an attribute exists, overrides the adapter's choice.
+    """
+    kwargs: dict[str, Any] = {}
+    if call.momentum is not None:
+        kwargs["momentum"] = 1.0 - call.momentum
+    if call.epsilon is not None:
+        kwargs["epsilon"] = call.epsilon
+    return nn.BatchNorm(
+        use_running_average=not call.training,
+        dtype=dtype,
+        param_dtype=dtype,
+        use_fast_variance=getattr(call, "use_fast_variance", USE_FAST_VARIANCE),
+        **kwargs,
+    )
+
+
+def _np32(value: Any) -> np.ndarray:
+    return np.array(value, dtype=np.float32)
+
+
+class JaxBackend(Backend):
+    """Flax linen MLP, optax SGD/Adam, one ``lax.scan`` per epoch inside ``jax.jit``."""
+
+    name = "jax"
+
+    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+        super().__init__(device, threads)
+        self.thread_note = _limit_threads(threads)
+        if device == "gpu":
+            # Full float32 matmuls (no TF32) so backends are comparable; stated in versions().
+            jax.config.update("jax_default_matmul_precision", "highest")
+        self.jax_device = _device(device)
+        jax.config.update("jax_default_device", self.jax_device)
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        """CPU, plus GPU when a JAX GPU backend is usable."""
+        try:
+            return ["cpu", "gpu"] if jax.devices("gpu") else ["cpu"]
+        except RuntimeError:
+            return ["cpu"]
+
+    def versions(self) -> dict[str, str]:
+        """Versions, BN variance formula, matmul precision, device and thread settings."""
+        return {
+            "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "flax": flax.__version__,
+            "optax": optax.__version__,
+            "use_fast_variance": str(USE_FAST_VARIANCE),
+            "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
+            "device_kind": self.jax_device.device_kind,
+            "platform": self.jax_device.platform,
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "xla_threads": self.thread_note,
+            "x64": str(jax.config.jax_enable_x64),
+        }
+
+    def _put(self, value: np.ndarray, dtype: Any) -> jax.Array:
+        return jax.device_put(np.asarray(value, dtype=dtype), self.jax_device)
+
+    def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> JaxModel:
+        """Canonical params when given, else Flax's own default initializers from ``seed``."""
+        module = MLP(spec)
+        if params is None:
+            flax_params, stats = jax.device_put(native_variables(module, seed), self.jax_device)
+            return JaxModel(spec, module, flax_params, stats)
+        model = JaxModel(spec, module, *variable_shapes(module))
+        self.set_params(model, params)
+        return model
+
+    def get_params(self, model: Any) -> Params:
+        """Canonical layout (float32 NumPy copies)."""
+        return to_canonical(model.params, model.batch_stats)
+
+    def set_params(self, model: Any, params: Params) -> None:
+        """Load canonical arrays (shapes checked against the model)."""
+        model.params, model.batch_stats = from_canonical(
+            params, model.params, model.batch_stats, self.jax_device
+        )
+
+    def train(
+        self,
+        model: Any,
+        data: TrainData,
+        spec: TrainSpec,
+        order: np.ndarray,
+        on_epoch: EpochCallback | None = None,
+    ) -> list[EpochMetrics]:
+        """SGD/Adam over the given batch order, one jitted ``lax.scan`` per epoch."""
+        x, y = self._put(data.x_train, np.float32), self._put(data.y_train, np.int32)
+        orders = [self._put(epoch_order, np.int32) for epoch_order in order]
+        tx = make_optimizer(spec)
+        epoch_fn = make_epoch(model.module, tx)
+        key = jax.random.PRNGKey(spec.seed)
+        # Everything committed to the device: mixed committed/uncommitted inputs would make the
+        # second epoch compile again (its inputs are the first epoch's committed outputs).
+        state = jax.device_put(
+            (model.params, model.batch_stats, tx.init(model.params), key), self.jax_device
+        )
+        history: list[EpochMetrics] = []
+        for epoch, epoch_order in enumerate(orders):
+            set_learning_rate(state[2], spec.lr_at(epoch), self.jax_device)
+            start = time.perf_counter()
+            state, losses, correct = jax.block_until_ready(epoch_fn(state, x, y, epoch_order))
+            seconds = time.perf_counter() - start
+            model.params, model.batch_stats, model.opt_state = state[:3]
+            acc = int(correct) / max(1, order.shape[1] * order.shape[2])
+            metrics = self._epoch_metrics(model, data, epoch, np.asarray(losses), acc, seconds)
+            metrics.lr = spec.lr_at(epoch)
+            history.append(metrics)
+            if on_epoch is not None and not on_epoch(metrics):
+                break
+        return history
+
+    def _epoch_metrics(
+        self,
+        model: Any,
+        data: TrainData,
+        epoch: int,
+        losses: np.ndarray,
+        acc: float,
+        seconds: float,
+    ) -> EpochMetrics:
+        start = time.perf_counter()
+        val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
+        return EpochMetrics(
+            epoch=epoch + 1,
+            train_loss=float(np.mean(losses)) if losses.size else float("nan"),
+            train_acc=acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            time_s=seconds,
+            step_losses=losses,
+            extra={"eval_s": time.perf_counter() - start},
+        )
+
+    def logits(self, model: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Model outputs; ``training`` normalizes with batch statistics, updating nothing."""
+        logits_fn, _ = forward_fns(model.spec)
+        out = logits_fn(model.variables, self._put(x, np.float32), training=training)
+        return np.array(out, dtype=np.float32)
+
+    def evaluate(
+        self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False
+    ) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy in eval (or train) mode."""
+        _, metrics_fn = forward_fns(model.spec)
+        xs, ys = self._put(x, np.float32), self._put(y, np.int32)
+        loss, acc = metrics_fn(model.variables, xs, ys, training=training)
+        return float(loss), float(acc)
+
+    def batchnorm(
+        self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray
+    ) -> BNResult:
+        """One ``nn.BatchNorm`` forward/backward (``jax.vjp``) in the requested mode and dtype."""
+        try:
+            return self._batchnorm(x, params, call, upstream)
+        except Exception as exc:  # an unsupported dtype/mode is a finding, not a crash
+            empty = np.empty(0, np.float32)
+            return BNResult(empty, None, None, None, empty, empty, f"{type(exc).__name__}: {exc}")
+
+    def _batchnorm(
+        self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray
+    ) -> BNResult:
+        dtype = DTYPES[call.dtype]
+        bn = _bn_layer(call, dtype)
+        # Flax keeps running statistics in float32 whatever the layer dtype; so do we.
+        stats = {
+            "mean": self._put(params["mean"], np.float32),
+            "var": self._put(params["var"], np.float32),
+        }
+
+        def apply(xv: jax.Array, scale: jax.Array, bias: jax.Array) -> Any:
+            variables = {"params": {"scale": scale, "bias": bias}, "batch_stats": stats}
+            return bn.apply(variables, xv, mutable=["batch_stats"])
+
+        primals = (
+            self._put(x, dtype),
+            self._put(params["scale"], dtype),
+            self._put(params["offset"], dtype),
+        )
+        out, vjp, updated = jax.vjp(apply, *primals, has_aux=True)
+        grad_x, grad_scale, grad_offset = vjp(self._put(upstream, out.dtype))
+        return BNResult(
+            out=_np32(out),
+            grad_x=_np32(grad_x),
+            grad_scale=_np32(grad_scale),
+            grad_offset=_np32(grad_offset),
+            running_mean=_np32(updated["batch_stats"]["mean"]),
+            running_var=_np32(updated["batch_stats"]["var"]),
+        )

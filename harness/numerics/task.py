@@ -1,0 +1,140 @@
+"""The bn-numerics cell task: conventions, every BN case, and the trajectory, in one worker.
+
+Runs inside the backend's worker with ``task(backend, cell, emit)``. Every case applies the
+backend's own BN layer (:meth:`Backend.batchnorm`) to seeded inputs and compares it with the
+float64 reference in this backend's measured running-variance convention; momentum and epsilon are
+the requested ones (0.1 and 1e-5 in the core convention) or, for the native-defaults case, the
+measured native ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from harness.backend import Backend, BNCall, BNResult
+from harness.numerics.cases import Case, all_cases, layer_inputs, tolerance
+from harness.numerics.conventions import (
+    CORE_EPSILON,
+    CORE_MOMENTUM,
+    call_layer,
+    probe_conventions,
+    reference_conventions,
+)
+from harness.numerics.errors import compare, result_arrays, verdict, worst
+from harness.numerics.reference import Convention, reference
+from harness.numerics.trajectory import run_trajectory
+from harness.specs import CellSpec
+from harness.tasks import load_data
+
+Emit = Callable[[dict[str, Any]], None]
+Arrays = dict[str, np.ndarray]
+
+
+def bn_call(case: Case, training: bool | None = None) -> BNCall:
+    """The layer call of ``case``: asked-for momentum/epsilon, or the framework's (native)."""
+    return BNCall(
+        training=case.training if training is None else training,
+        momentum=None if case.native else CORE_MOMENTUM,
+        epsilon=None if case.native else CORE_EPSILON,
+        dtype=case.dtype,
+    )
+
+
+def _chain(backend: Backend, case: Case, conv: Convention) -> tuple[BNResult, Arrays]:
+    """``case.steps`` training steps, each layer fed its own running statistics, then eval.
+
+    The backend's statistics and the reference's evolve separately, so the final eval-mode
+    comparison includes every step's accumulated running-statistics error.
+    """
+    _, params, _ = layer_inputs(case, 0)
+    ours, ref_params = dict(params), dict(params)
+    for step in range(case.steps):
+        x, _, upstream = layer_inputs(case, step)
+        result = call_layer(backend, x, ours, bn_call(case, True), upstream)
+        if result.error:
+            return result, {}
+        ref = reference(x, ref_params, upstream, True, conv)
+        ours = {**ours, "mean": result.running_mean, "var": result.running_var}
+        ref_params = {**ref_params, "mean": ref["running_mean"], "var": ref["running_var"]}
+    x, _, upstream = layer_inputs(case, case.steps)
+    result = call_layer(backend, x, ours, bn_call(case, False), upstream)
+    return result, reference(x, ref_params, upstream, False, conv)
+
+
+def _apply(backend: Backend, case: Case, conv: Convention) -> tuple[BNResult, Arrays]:
+    if case.steps > 1:
+        return _chain(backend, case, conv)
+    x, params, upstream = layer_inputs(case)
+    result = call_layer(backend, x, params, bn_call(case), upstream)
+    return result, reference(x, params, upstream, case.training, conv)
+
+
+def run_case(backend: Backend, case: Case, conv: Convention) -> dict[str, Any]:
+    """One case: errors of every quantity against the reference, and the verdict."""
+    result, ref = _apply(backend, case, conv)
+    record: dict[str, Any] = {
+        "name": case.name,
+        "group": case.group,
+        "shape": [case.n, case.d],
+        "ratio": case.ratio,
+        "dtype": case.dtype,
+        "mode": "eval" if (not case.training or case.steps > 1) else "train",
+        "steps": case.steps,
+        "native": case.native,
+        "well_conditioned": case.well_conditioned,
+        "tolerance": tolerance(case.dtype),
+        "error": result.error,
+        "errors": {} if result.error else compare(result, ref),
+        "reference": {
+            "momentum": conv.momentum,
+            "epsilon": conv.epsilon,
+            "unbiased": conv.unbiased,
+        },
+    }
+    record["max_rel"] = worst(record["errors"]) if not result.error else float("nan")
+    record["verdict"] = verdict(case, record)
+    if case.keep_raw and not result.error:
+        record["raw"] = {k: v.tolist() for k, v in result_arrays(result).items()}
+    return record
+
+
+def numerics_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
+    """The cell: measure conventions, run every case, then the trajectory check."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    probes = probe_conventions(backend)
+    conv, native = reference_conventions(probes)
+    timings["conventions_s"] = time.perf_counter() - start
+    cases = [run_case(backend, c, native if c.native else conv) for c in all_cases()]
+    timings["cases_s"] = time.perf_counter() - start - timings["conventions_s"]
+    started = time.perf_counter()
+    try:
+        trajectory = run_trajectory(backend, cell, conv.unbiased)
+    except Exception as exc:  # the BN measurements above still stand
+        trajectory = {"error": f"{type(exc).__name__}: {exc}"}
+    timings["trajectory_s"] = time.perf_counter() - started
+    return {
+        "status": "ok",
+        "conventions": probes,
+        "cases": cases,
+        "trajectory": trajectory,
+        "timings": timings,
+        "dataset": _dataset(cell),
+    }
+
+
+def _dataset(cell: CellSpec) -> dict[str, Any]:
+    data = load_data(cell.data)
+    return {
+        "name": data.name,
+        "train": len(data.y_train),
+        "val": len(data.y_val),
+        "source": data.source,
+        "input_size": data.input_size,
+        "num_classes": data.num_classes,
+        "note": data.note,
+    }

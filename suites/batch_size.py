@@ -1,0 +1,62 @@
+"""batch-size: BatchNorm against batch size, with LayerNorm as the small-batch alternative.
+
+MLP 784-512-256-10 (ReLU), norm before the activation, SGD momentum 0.9 at lr 0.01 for every
+batch size (no lr scaling rule, so the comparison is of batch size alone), batch sizes 2..256.
+``batch-size`` gives every batch size the same number of epochs (3; a large batch takes fewer
+steps); ``batch-size-steps`` the same number of optimizer steps (5 rounds of 80; a large batch
+sees more samples). BatchNorm cells also record their validation accuracy in training mode with
+batches of the training size (``batch_mode_samples`` validation samples), to show how far the
+running statistics are from what the network sees while it trains.
+"""
+
+from __future__ import annotations
+
+from harness.specs import ModelSpec, TrainSpec
+from harness.suite import Suite, Variant
+
+BATCH_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)
+VARIANTS = (
+    Variant("no-bn", {"norm": "none"}, label="without normalization"),
+    Variant("bn", {"norm": "batchnorm"}, label="BatchNorm"),
+    Variant("layernorm", {"norm": "layernorm"}, label="LayerNorm"),
+)
+MODEL = ModelSpec(hidden_sizes=(512, 256), activation="relu", placement="before")
+REPORT = (
+    "header",
+    "harness.report.sweeps:table",
+    "harness.report.sweeps:plots",
+    "agreement",
+    "failures",
+    "harness.report.claims:claims",
+)
+CLAIMS = ("small_batch_accuracy", "small_batch_gap")
+
+BATCH_SIZE = Suite(
+    name="batch-size",
+    description="no BN / BN / LayerNorm at batch sizes 2..256, the same number of epochs each",
+    model=MODEL,
+    train=TrainSpec(optimizer="sgd", lr=0.01, momentum=0.9, epochs=3),
+    variants=VARIANTS,
+    sweep={"train.batch_size": BATCH_SIZES},
+    seeds=3,
+    quick={"epochs": 1, "seeds": 1, "train.batch_size": (4, 32, 256)},
+    task="harness.sweep_tasks:train_epochs",
+    report=REPORT,
+    extra={"claims": CLAIMS, "batch_mode_samples": 512},
+    target_acc=0.9,
+)
+
+BATCH_SIZE_STEPS = Suite(
+    name="batch-size-steps",
+    description="no BN / BN / LayerNorm at batch sizes 2..256, the same number of steps each",
+    model=MODEL,
+    train=TrainSpec(optimizer="sgd", lr=0.01, momentum=0.9, epochs=5),
+    variants=VARIANTS,
+    sweep={"train.batch_size": BATCH_SIZES},
+    seeds=3,
+    quick={"epochs": 2, "seeds": 1, "train.batch_size": (4, 32, 256)},
+    task="harness.sweep_tasks:train_steps",
+    report=REPORT,
+    extra={"claims": CLAIMS, "steps_per_round": 80, "batch_mode_samples": 512},
+    target_acc=0.9,
+)
