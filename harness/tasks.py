@@ -81,6 +81,8 @@ def train_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
             "val": len(data.y_val),
             "source": data.source,
             "note": data.note,
+            "input_size": data.input_size,
+            "num_classes": data.num_classes,
         },
         "steps_per_epoch": int(order.shape[1]),
     }

@@ -96,6 +96,23 @@ def test_logits_match_reference(backend: Backend, spec_name: str, training: bool
         np.testing.assert_array_equal(value, params[name], err_msg=name)
 
 
+@pytest.mark.parametrize("spec_name", list(SPECS))
+def test_pre_activations_match_reference(backend: Backend, spec_name: str) -> None:
+    """The optional probe of the ioffe2015 suite: eval-mode input of an activation function."""
+    spec = SPECS[spec_name]
+    params = canonical_params(spec, 1)
+    model = backend.build(spec, params, 1)
+    x = make_data().x_train[:64]
+    _, caches = ReferenceMLP(spec, params).forward(x, training=False)
+    for layer in range(len(spec.hidden_sizes)):
+        try:
+            got = backend.pre_activations(model, x, layer)
+        except NotImplementedError:
+            pytest.skip(f"backend '{backend.name}' does not offer pre_activations (optional)")
+        assert got.shape == caches[layer]["z"].shape
+        assert relerr(got, caches[layer]["z"]) < LOGIT_TOL, layer
+
+
 def _train_k_steps(backend: Backend, spec: ModelSpec, train: TrainSpec) -> tuple[Any, ...]:
     data = make_data()
     params = canonical_params(spec, 2)

@@ -136,6 +136,7 @@ def test_every_package_directory_is_packaged() -> None:
     """A folder with an ``__init__.py`` that pyproject does not list is missing from the wheel
     (the editable install hides this; a fresh ``pip install .`` does not)."""
     import pathlib
+
     import tomllib
 
     root = pathlib.Path(__file__).resolve().parents[1]

@@ -222,6 +222,24 @@ class JaxBackend(Backend):
         out = logits_fn(model.variables, self._put(x, np.float32), training=training)
         return np.array(out, dtype=np.float32)
 
+    def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
+        """Eval-mode input of hidden layer ``layer``'s activation, via Flax's captured outputs.
+
+        It is the output of ``norm_{layer}`` when BN precedes the activation, else of
+        ``dense_{layer}``.
+        """
+        spec = model.spec
+        name = f"norm_{layer}" if spec.has_norm and spec.placement == "before" else f"dense_{layer}"
+        _, state = model.module.apply(
+            model.variables,
+            self._put(x, np.float32),
+            use_running_average=True,
+            deterministic=True,
+            capture_intermediates=lambda mdl, _: mdl.name == name,
+            mutable=["intermediates"],
+        )
+        return _np32(state["intermediates"][name]["__call__"][0])
+
     def evaluate(
         self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False
     ) -> tuple[float, float]:

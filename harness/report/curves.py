@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,11 @@ def _mean_curve(cells: list[dict[str, Any]], key: str) -> np.ndarray:
     padded = np.full((len(curves), length), np.nan)
     for i, curve in enumerate(curves):
         padded[i, : len(curve)] = curve
-    with np.errstate(all="ignore"):
-        return np.nanmean(padded, axis=0) if len(curves) else padded[0:0]
+    if not len(curves):
+        return padded[0:0]
+    with warnings.catch_warnings():  # an epoch no cell reached (all diverged early) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmean(padded, axis=0))
 
 
 def curves(ctx: ReportContext) -> str:

@@ -42,7 +42,8 @@ def header(ctx: ReportContext) -> str:
         m, t = first["model"], first["train"]
         sizes = "-".join(str(s) for s in m["hidden_sizes"])
         lines.append(
-            f"- **Model**: MLP {m['input_size']}-{sizes}-{m['num_classes']}, "
+            f"- **Model**: MLP {ds.get('input_size', m['input_size'])}-{sizes}-"
+            f"{ds.get('num_classes', m['num_classes'])}, "
             f"{m['activation']}, init `{m['init']}`, BN momentum {m['bn_momentum']} "
             f"(weight of the new batch statistic), epsilon {m['bn_epsilon']}."
         )
