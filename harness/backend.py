@@ -61,6 +61,8 @@ class BNCall:
     """One application of a backend's own BN layer (numerics suite).
 
     ``momentum``/``epsilon`` in the core convention; ``None`` means the framework's own default.
+    A call with both ``None`` is a native-defaults call: every setting of the layer (Flax's
+    variance formula included) is the framework's own.
     """
 
     training: bool = True

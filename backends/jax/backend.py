@@ -79,19 +79,19 @@ def _device(device: str) -> Any:
 def _bn_layer(call: BNCall, dtype: Any) -> nn.BatchNorm:
     """Flax's BatchNorm for one call: ``None`` momentum/epsilon keep Flax's defaults (0.99, 1e-5).
 
-    ``call.use_fast_variance``, when such an attribute exists, overrides the adapter's choice.
+    A native call (both ``None``) also keeps Flax's default variance formula (the fast
+    ``E[x^2]-E[x]^2``), so the audit measures what a Flax user gets; otherwise the adapter's
+    choice, :data:`USE_FAST_VARIANCE`, applies.
     """
     kwargs: dict[str, Any] = {}
     if call.momentum is not None:
         kwargs["momentum"] = 1.0 - call.momentum
     if call.epsilon is not None:
         kwargs["epsilon"] = call.epsilon
+    if kwargs:
+        kwargs["use_fast_variance"] = USE_FAST_VARIANCE
     return nn.BatchNorm(
-        use_running_average=not call.training,
-        dtype=dtype,
-        param_dtype=dtype,
-        use_fast_variance=getattr(call, "use_fast_variance", USE_FAST_VARIANCE),
-        **kwargs,
+        use_running_average=not call.training, dtype=dtype, param_dtype=dtype, **kwargs
     )
 
 

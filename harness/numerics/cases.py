@@ -91,6 +91,7 @@ def all_cases() -> list[Case]:
         Case("eval 64x32", "mode", 64, 32, training=False),
         Case("5 steps then eval", "mode", 64, 32, steps=5),
         Case("native defaults", "mode", 16, 32, native=True, keep_raw=True),
+        Case("native, mean/std 1e4", "mode", 64, 32, ratio=1e4, native=True),
     ]
     cases += [Case(f"{t} 64x256", "dtype", 64, 256, dtype=t) for t in ("float16", "bfloat16")]
     return cases
