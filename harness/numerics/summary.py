@@ -125,6 +125,24 @@ def _growth(cells: list[Cell]) -> str:
     )
 
 
+def _native_ill(cells: list[Cell]) -> str:
+    """The native-defaults case at |mean|/std 1e4: each framework's own variance formula."""
+    runs = _cases(cells, lambda x: x["native"] and x["ratio"] >= 1e4 and not x["error"])
+    if not runs:
+        return ""
+    worst_name, worst = max(runs, key=lambda p: _nan_high(p[1]["max_rel"]))
+    text = ", ".join(f"{n} {an.num(x['max_rel']):.2g}" for n, x in runs)
+    blown = an.num(worst["max_rel"]) > 100 * min(an.num(x["max_rel"]) for _, x in runs)
+    why = (
+        f"; {worst_name} is far off, the signature of a one-pass batch variance "
+        "E[x^2] - E[x]^2 at its defaults (Flax's default is `use_fast_variance=True`), which "
+        "cancels catastrophically when the mean dwarfs the std"
+        if blown
+        else ""
+    )
+    return f"**Native defaults at |mean|/std = 1e4** (largest relative error): {text}{why}."
+
+
 def _half(cells: list[Cell]) -> str:
     parts = []
     for dtype in ("float16", "bfloat16"):
@@ -224,6 +242,6 @@ def summary_lines(cells: list[Cell]) -> list[str]:
     measured = [c for c in cells if "weight" in c["result"]["conventions"]["core"]]
     lines = [part(measured) for part in (_momentum, _variance, _epsilon)] if measured else []
     lines.append(_unmeasured(cells))
-    parts = (_batch_one, _float32, _growth, _half, _tiny_batch, _trajectory)
+    parts = (_batch_one, _float32, _growth, _native_ill, _half, _tiny_batch, _trajectory)
     lines += [part(cells) for part in parts]
     return [line for line in lines if line]
