@@ -17,6 +17,14 @@ import numpy as np
 from harness.specs import ModelSpec, TrainSpec
 
 Params = dict[str, np.ndarray]
+Shape = tuple[int, int, int]
+StepRunner = Callable[[np.ndarray], None]
+"""Trains the model in place on the batches of an index array ``(steps, batch)`` and returns
+only after the device has finished; made by :meth:`Backend.stepper`."""
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The backend was asked for a device it cannot see (``--device gpu`` without a GPU)."""
 
 
 @dataclass
@@ -157,3 +165,35 @@ class Backend(ABC):
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Wait for queued device work (GPU); a no-op on synchronous CPUs."""
+
+    def check_device(self) -> None:
+        """Raise :class:`DeviceUnavailableError` when ``self.device`` is not visible here.
+
+        Backends call it before placing work, so a GPU run on a machine without one stops with
+        a clear message instead of silently running on the CPU (the runner skips such cells
+        before they reach the backend; this guards direct use).
+        """
+        visible = type(self).devices()
+        if self.device not in visible:
+            raise DeviceUnavailableError(
+                f"backend '{self.name}' cannot see a {self.device} here (visible: "
+                f"{', '.join(visible)}); run with --device cpu or install the "
+                f"{self.name} build for the {self.device}"
+            )
+
+    def stepper(self, model: Any, data: TrainData, spec: TrainSpec) -> StepRunner:
+        """A :data:`StepRunner` training ``model`` with the same compiled step as :meth:`train`.
+
+        Optional (benchmarks time one step or one epoch with it); the data are placed on the
+        device once, here, and no metrics are read back per call.
+        """
+        raise NotImplementedError(f"backend '{self.name}' has no stepper")
+
+    def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
+        """FLOP/s of this framework's float32 matrix multiply on ``shapes``, one per repeat.
+
+        Optional (the timing suite's roofline). Each repeat runs every ``(m, k, n)`` product of
+        ``shapes`` (see :mod:`harness.roofline`) enough times to last a few tens of ms,
+        synchronized, after a warm-up.
+        """
+        raise NotImplementedError(f"backend '{self.name}' has no matmul_rates")

@@ -86,6 +86,19 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--store", help="results file (default: reports/runs/results.sqlite)")
     run.add_argument("--resume", metavar="RUN", help="finish the missing/failed cells of RUN")
     run.add_argument("--no-report", action="store_true", default=None, help="store results only")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="check every option and the data, list the cells, run nothing",
+    )
+    run.add_argument("--executor", help="local (default: worker subprocesses here) or ray")
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster for --executor ray: auto, HOST:PORT or ray://HOST:10001 "
+        "(default: $RAY_ADDRESS, else a local Ray instance started for the run)",
+    )
 
 
 def build_parser() -> Parser:
@@ -131,7 +144,7 @@ def finish_run_args(parser: Parser, args: argparse.Namespace) -> argparse.Namesp
     for key, value in RUN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    for flag in ("standardize", "quick", "no_report"):
+    for flag in ("standardize", "quick", "no_report", "dry_run"):
         setattr(args, flag, bool(getattr(args, flag)))
     return args
 

@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, UnknownNameError
+from harness.executors import (
+    DEFAULT_EXECUTOR,
+    Executor,
+    ExecutorOptions,
+    Recorder,
+    make_executor,
+    running,
+)
 from harness.interrupt import SignalGuard
 from harness.plugins import Plugins, get_plugins
 from harness.specs import INIT_MODES, CellSpec, DataSpec
@@ -149,8 +157,10 @@ def _settings(suite: Suite, opts: RunOptions, notes: list[str]) -> dict[str, Any
 
 
 def with_artifacts(opts: RunOptions, store: Path, run_id: str) -> RunOptions:
-    """``opts`` with the run's artifacts folder (next to the results file ``store``)."""
-    return dataclasses.replace(opts, artifacts=str(store.parent / "artifacts" / run_id))
+    """``opts`` with the run's artifacts folder (next to the results file ``store``), absolute:
+    a worker may run in another folder (a Ray worker does)."""
+    folder = store.parent.resolve() / "artifacts" / run_id
+    return dataclasses.replace(opts, artifacts=str(folder))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -172,14 +182,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = with_artifacts(opts, path, run_id)
     cells = expand(suite, opts, run_id)
     preflight(opts, cells, args.out)
-    store = Store(path)
+    threads = args.threads or environment.default_threads()
+    executor = executor_for(args, plugins, threads)
     for note in notes:
         print(f"harness: {note}", file=sys.stderr)
-    threads = args.threads or environment.default_threads()
-    settings = _settings(suite, opts, notes)
-    store.create_run(run_id, suite.name, settings, environment.capture(threads))
-    print(f"harness: run {run_id}: {len(cells)} cells -> {store.path}", flush=True)
-    return execute(args, plugins, store, suite.name, run_id, cells, threads)
+    if args.dry_run:
+        return dry_run(suite.name, cells, executor.name)
+    with running(executor):
+        store = Store(path)
+        settings = {**_settings(suite, opts, notes), "executor": executor.settings()}
+        env = {**environment.capture(threads), "executor": executor.describe()}
+        store.create_run(run_id, suite.name, settings, env)
+        print(f"harness: run {run_id}: {len(cells)} cells -> {store.path}", flush=True)
+        return execute(args, plugins, store, suite.name, run_id, cells, executor)
+
+
+def dry_run(suite: str, cells: list[CellSpec], executor: str) -> int:
+    """Print the cells a run would execute (everything already checked); store nothing."""
+    backends = sorted({c.backend for c in cells})
+    print(f"harness: dry run of {suite}: {len(cells)} cells on {', '.join(backends)} "
+          f"with the {executor} executor; nothing run or stored")
+    for cell in cells:
+        print(f"  {cell.cell_id}")
+    return 0
+
+
+def executor_for(
+    args: argparse.Namespace, plugins: Plugins, threads: int, stored: dict[str, Any] | None = None
+) -> Executor:
+    """The ``--executor``, else the ``stored`` one of a resumed run, else ``local``; not started.
+
+    ``--ray-address`` left out with the stored executor means the stored address. An unknown
+    executor, or one whose package is missing, is a :class:`HarnessError` (exit 2).
+    """
+    stored = stored or {}
+    name = args.executor or stored.get("name") or DEFAULT_EXECUTOR
+    if args.ray_address and name != "ray":
+        raise HarnessError(f"--ray-address is for --executor ray, not '{name}'")
+    address = args.ray_address or (stored.get("address", "") if name == stored.get("name") else "")
+    options = ExecutorOptions(plugins, threads, args.cell_timeout, address)
+    return make_executor(name, options)
 
 
 def execute(
@@ -189,24 +231,25 @@ def execute(
     suite: str,
     run_id: str,
     cells: list[CellSpec],
-    threads: int,
+    executor: Executor,
 ) -> int:
     """Run ``cells`` under a :class:`SignalGuard`; on interruption mark the run and re-raise."""
-    from harness.runner import Runner
-
     guard = SignalGuard()
-    runner = Runner(plugins, store, threads, args.cell_timeout, guard=guard)
+    finish = Recorder(store, plugins, run_id, len(cells), guard, executor.name)
     with guard:
         try:
             plugins.pm.hook.harness_run_started(
                 run_id=run_id, suite=suite, cells=[c.to_dict() for c in cells]
             )
-            runner.run_cells(run_id, cells)
+            executor.run(cells, finish)
         except BaseException as exc:
             guard.stop()
             _stopped(store, plugins, run_id, "interrupted")
-            exc.resume_command = _resume_command(args, run_id)  # type: ignore[attr-defined]
-            raise
+            error = guard.restore(exc)  # Ray may have turned our signal into KeyboardInterrupt
+            error.resume_command = _resume_command(args, run_id)  # type: ignore[attr-defined]
+            if error is exc:
+                raise
+            raise error from None
         with guard.deferred():
             _stopped(store, plugins, run_id, "finished")
     if not args.no_report:

@@ -43,6 +43,7 @@ class SignalGuard:
         self.holding = 0
         self.stopping = False
         self.pending: int | None = None
+        self.raised: int | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> SignalGuard:
@@ -61,6 +62,7 @@ class SignalGuard:
             self.pending = self.pending or signum
             return
         self.stopping = True
+        self.raised = signum
         raise Interrupted(signum)
 
     def stop(self) -> None:
@@ -78,4 +80,13 @@ class SignalGuard:
         if not self.holding and self.pending and not self.stopping:
             signum, self.pending = self.pending, None
             self.stopping = True
+            self.raised = signum
             raise Interrupted(signum)
+
+    def restore(self, exc: BaseException) -> BaseException:
+        """``exc``, or the :class:`Interrupted` this guard raised if ``exc`` is a plain
+        ``KeyboardInterrupt`` that stands for it: a library waiting in C code (Ray's
+        ``ray.wait``) may catch the signal handler's exception and raise its own."""
+        if self.raised is not None and type(exc) is KeyboardInterrupt:
+            return Interrupted(self.raised)
+        return exc

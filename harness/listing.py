@@ -30,10 +30,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("\nSuites\n" + tabulate(suites, ["name", "description"]))
     datasets = [[d, plugins.datasets.get(d).description] for d in plugins.datasets.names()]
     print("\nDatasets\n" + tabulate(datasets, ["name", "description"]))
+    print("\nExecutors (harness run --executor)\n" + _executors())
     if plugins.failures:
         failed = [[name, reason] for name, reason in plugins.failures.items()]
         print("\nPlugins that failed to load (skipped)\n" + tabulate(failed, ["plugin", "error"]))
     return 0
+
+
+def _executors() -> str:
+    from harness.executors import DESCRIPTIONS, install_hint
+
+    rows = []
+    for name, description in DESCRIPTIONS.items():
+        hint = install_hint(name)
+        rows.append([name, "unavailable" if hint else "available", hint or description])
+    return tabulate(rows, ["name", "status", "details"])
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -3,8 +3,9 @@
 Only cells without an ok or diverged row run (missing, failed, skipped); each replaces its old
 row, so the store ends with every cell once. An option that would change what the cells compute
 (suite, backends, devices, dataset, epochs, seeds, batch size, lr, init...) given with a value
-other than the run's is refused; ``--threads``, ``--cell-timeout``, ``--out``, ``--store`` and
-``--no-report`` may differ.
+other than the run's is refused; ``--threads``, ``--cell-timeout``, ``--out``, ``--store``,
+``--no-report``, ``--executor`` and ``--ray-address`` may differ. Left out, the executor is the
+run's own (a run started with ``--executor ray --ray-address ADDR`` resumes there).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from harness.commands import (
     absolute_dir,
     execute,
+    executor_for,
     pick_backends,
     pick_devices,
     preflight,
@@ -23,6 +25,7 @@ from harness.commands import (
     with_artifacts,
 )
 from harness.errors import HarnessError
+from harness.executors import running
 from harness.plugins import Plugins
 from harness.runner import pending
 from harness.specs import DataSpec
@@ -91,7 +94,9 @@ def resume(args: argparse.Namespace, plugins: Plugins) -> int:
     cells = expand(suite, opts, run_id)
     preflight(opts, cells, args.out)
     todo = pending(cells, store.cells(run_id))
-    print(f"harness: resuming {run_id}: {len(todo)} of {len(cells)} cells left", flush=True)
-    store.set_run_status(run_id, "running")
     threads = args.threads or run["env"].get("threads") or 1
-    return execute(args, plugins, store, suite.name, run_id, todo, threads)
+    executor = executor_for(args, plugins, threads, settings.get("executor"))
+    print(f"harness: resuming {run_id}: {len(todo)} of {len(cells)} cells left", flush=True)
+    with running(executor):
+        store.set_run_status(run_id, "running")
+        return execute(args, plugins, store, suite.name, run_id, todo, executor)

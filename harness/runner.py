@@ -1,8 +1,10 @@
-"""The runner: cells to workers, results to the store the moment each cell finishes.
+"""The cell runner: one cell at a time in a worker subprocess, its result as a store record.
 
 One worker subprocess per (backend, device), kept for the cells that follow; a worker that dies
 fails only its cell and is replaced, and a worker whose cell failed is retired (its framework's
 state after an exception or a MemoryError is not trusted). Frameworks are never imported here.
+Executors (:mod:`harness.executors`) decide where a :class:`Runner` lives and store its records:
+the local executor keeps one in the ``harness`` process, the Ray executor one in each Ray task.
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.environment import thread_env
-from harness.interrupt import SignalGuard
 from harness.plugins import Plugins
 from harness.specs import CellSpec
-from harness.store import Store
 from harness.workerproc import WorkerDied, WorkerProcess
 
 DONE = ("ok", "diverged")
@@ -29,16 +29,18 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+def quiet(text: str) -> None:
+    """A :data:`Printer` that prints nothing (a runner inside a Ray task)."""
+
+
 @dataclass
 class Runner:
-    """Runs cells of one run; ``cell_timeout`` (seconds) kills a hung worker."""
+    """Runs cells in worker subprocesses; ``cell_timeout`` (seconds) kills a hung worker."""
 
     plugins: Plugins
-    store: Store
     threads: int
     cell_timeout: float | None = None
     echo: Printer = say
-    guard: SignalGuard = field(default_factory=SignalGuard)
     workers: dict[tuple[str, str], WorkerProcess] = field(default_factory=dict)
 
     def _worker(self, backend: str, device: str) -> WorkerProcess:
@@ -112,45 +114,37 @@ class Runner:
             f"{m['time_s']:.2f} s"
         )
 
-    def run_cells(self, run_id: str, cells: list[CellSpec]) -> None:
-        """Run ``cells`` in order, storing each as it finishes; workers closed at the end.
+    def run_cell(self, cell: CellSpec, label: str = "") -> dict[str, Any]:
+        """Run one cell in its backend's worker; its store record (never raises for the cell)."""
+        started = time.time()
+        return make_record(cell, self._execute(cell, label), started)
 
-        On any exception (an :class:`~harness.interrupt.Interrupted` signal included) every
-        worker is killed before it propagates; a cell's row is never half written.
-        """
-        try:
-            for i, cell in enumerate(cells, 1):
-                label = f"[{i}/{len(cells)}]"
-                started = time.time()
-                record = self._record(cell, self._execute(cell, label), started)
-                with self.guard.deferred():
-                    self.store.put_cell(run_id, record)
-                    self.plugins.pm.hook.harness_cell_finished(result=record)
-                self.echo(f"{label} {cell.cell_id}  {record['status']}{_why(record)}")
-        except BaseException:
-            self.shutdown(kill=True)
-            raise
-        self.shutdown()
-
-    def _record(self, cell: CellSpec, result: dict[str, Any], started: float) -> dict[str, Any]:
-        result.setdefault("started", started)
-        return {
-            "cell_id": cell.cell_id,
-            "backend": cell.backend,
-            "device": cell.device,
-            "variant": cell.variant,
-            "status": result.pop("status", "failed"),
-            "spec": cell.to_dict(),
-            "result": result,
-            "reason": result.pop("reason", ""),
-            "stderr_tail": result.pop("stderr_tail", ""),
-            "finished": time.time(),
-        }
+    def keep_only(self, backend: str, device: str) -> None:
+        """Close every idle worker but ``(backend, device)``'s: at most one framework in memory."""
+        for key in [k for k in self.workers if k != (backend, device)]:
+            self._drop(*key, kill=False)
 
     def shutdown(self, kill: bool = False) -> None:
         """Stop every worker: politely when idle, by SIGKILL when ``kill`` (interruption)."""
         for backend, device in list(self.workers):
             self._drop(backend, device, kill=kill)
+
+
+def make_record(cell: CellSpec, result: dict[str, Any], started: float) -> dict[str, Any]:
+    """The store row of a finished cell: ``result`` minus status/reason/stderr tail."""
+    result.setdefault("started", started)
+    return {
+        "cell_id": cell.cell_id,
+        "backend": cell.backend,
+        "device": cell.device,
+        "variant": cell.variant,
+        "status": result.pop("status", "failed"),
+        "spec": cell.to_dict(),
+        "result": result,
+        "reason": result.pop("reason", ""),
+        "stderr_tail": result.pop("stderr_tail", ""),
+        "finished": time.time(),
+    }
 
 
 def _hello_facts(worker: WorkerProcess) -> dict[str, Any]:
@@ -161,14 +155,6 @@ def _hello_facts(worker: WorkerProcess) -> dict[str, Any]:
         "worker_env": hello.get("env", {}),
         "worker_pid": worker.pid,
     }
-
-
-def _why(record: dict[str, Any]) -> str:
-    """The reason shown after a cell's status on the progress line."""
-    where = record["result"].get("diverged_at")
-    if record["status"] == "diverged" and where:
-        return f"  loss not finite at epoch {where['epoch']}, step {where['step']}"
-    return f"  {record['reason']}" if record["reason"] else ""
 
 
 def pending(cells: list[CellSpec], stored: list[dict[str, Any]]) -> list[CellSpec]:

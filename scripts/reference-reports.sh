@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ]; then
     suites=(bn-vs-nobn bn-vs-nobn-native bn-numerics lr-sweep init-scale bn-placement ioffe2015
-            batch-size batch-size-steps)
+            batch-size batch-size-steps timing)
 fi
 for name in "${suites[@]}"; do
     suite=$name backends=torch,keras,jax extra=()

@@ -13,6 +13,7 @@ from harness.suites.bn_vs_nobn import BN_VS_NOBN
 from harness.suites.init_scale import INIT_SCALE
 from harness.suites.ioffe2015 import IOFFE2015
 from harness.suites.lr_sweep import LR_SWEEP
+from harness.suites.timing import TIMING
 
 
 @hookimpl
@@ -27,5 +28,6 @@ def harness_register_suites(register: Callable[[Any], None]) -> None:
         INIT_SCALE,
         BN_PLACEMENT,
         IOFFE2015,
+        TIMING,
     ):
         register(suite)

@@ -2,11 +2,12 @@
 
 Loaded through ``HARNESS_PLUGINS=fake_plugin`` (inherited by workers). ``FAKE_FAULT`` injects a
 fault into cells whose id contains ``FAKE_FAULT_CELL``: ``raise``, ``segfault``, ``kill``,
-``hang``, ``oom`` (allocate until ``RLIMIT_AS``) or ``nan``; ``FAKE_FAULTS`` injects several,
-as ``"CELL_PART=FAULT;CELL_PART=FAULT"``. The fault strikes at the second step of the first
-epoch, after a line on stderr and, when ``FAKE_FAULT_MARK`` names a file, after writing the
-cell id there (so a test knows the fault has begun). ``FAKE_GHOST=1`` also registers
-``ghost``, a backend whose framework is not installed.
+``hang``, ``oom`` (allocate until ``RLIMIT_AS``), ``nan`` or ``killparent`` (SIGKILL to the
+worker's parent: under the ray executor, the Ray worker running the cell's task);
+``FAKE_FAULTS`` injects several, as ``"CELL_PART=FAULT;CELL_PART=FAULT"``. The fault strikes at
+the second step of the first epoch, after a line on stderr and, when ``FAKE_FAULT_MARK`` names
+a file, after writing the cell id there (so a test knows the fault has begun).
+``FAKE_GHOST=1`` also registers ``ghost``, a backend whose framework is not installed.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def _fault(fault: str, model: ReferenceMLP) -> None:
         ctypes.string_at(0)
     if fault == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "killparent":
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(3600)  # this worker then dies with its parent
     if fault == "hang":
         time.sleep(3600)
     if fault == "oom":

@@ -17,7 +17,7 @@ from harness.specs import CellSpec, ModelSpec, cell_from_dict
 from harness.store import SCHEMA_VERSION, Store
 from harness.suite import RunOptions, expand
 
-FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "optax", "matplotlib")
+FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "optax", "matplotlib", "ray")
 
 
 @pytest.mark.parametrize(

@@ -305,3 +305,16 @@ def test_a_signal_never_splits_a_stored_cell() -> None:
         time.sleep(0.05)
         assert guard.pending == signal.SIGTERM
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_signal_turned_into_a_plain_keyboardinterrupt_keeps_its_exit_code() -> None:
+    """A library waiting in C code (Ray's ``ray.wait``) may catch the guard's exception and
+    raise a plain ``KeyboardInterrupt``; the guard gives back the signal it stood for."""
+    with SignalGuard() as guard:
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        restored = guard.restore(KeyboardInterrupt())
+    assert isinstance(restored, Interrupted) and restored.exit_code == 143
+    other = KeyboardInterrupt()
+    assert SignalGuard().restore(other) is other  # no signal arrived: a real Ctrl-C elsewhere

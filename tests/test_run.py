@@ -122,6 +122,8 @@ def test_report_rebuilds_from_store(tmp_path: Path) -> None:
         (["run", "--suite", "tiny", "--backend", "fake", "--init", "zeros"], "native"),
         (["run", "--suite", "tiny", "--epochs", "0"], "positive"),
         (["run", "--suite", "tiny", "--lr", "-1"], "positive"),
+        (["run", "--suite", "tiny", "--backend", "fake", "--executor", "slurm"], "local, ray"),
+        (["run", "--suite", "tiny", "--ray-address", "auto"], "for --executor ray"),
         (["report", "no-such-run"], "runs"),
     ],
 )

@@ -11,19 +11,34 @@ epoch includes compilation.
 from __future__ import annotations
 
 import os
-import time
-from typing import Any
 
-import flax
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import jaxlib
-import numpy as np
-import optax
+# Before jax is imported (it reads this at GPU start): grow GPU memory instead of taking 75%.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from harness.backend import Backend, BNCall, BNResult, EpochCallback, EpochMetrics, TrainData
-from harness.backends.jax.model import (
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import flax  # noqa: E402
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jaxlib  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from harness.backend import (  # noqa: E402
+    Backend,
+    BNCall,
+    BNResult,
+    EpochCallback,
+    EpochMetrics,
+    Shape,
+    StepRunner,
+    TrainData,
+)
+from harness.backends.jax.device import jax_device, limit_threads  # noqa: E402
+from harness.backends.jax.gemm import matmul_rates  # noqa: E402
+from harness.backends.jax.model import (  # noqa: E402
     MLP,
     USE_FAST_VARIANCE,
     JaxModel,
@@ -32,48 +47,18 @@ from harness.backends.jax.model import (
     to_canonical,
     variable_shapes,
 )
-from harness.backends.jax.steps import forward_fns, make_epoch, make_optimizer, set_learning_rate
-from harness.specs import ModelSpec, TrainSpec
+from harness.backends.jax.steps import (  # noqa: E402
+    cached_epoch,
+    forward_fns,
+    make_stepper,
+    set_learning_rate,
+    step_key,
+)
+from harness.specs import ModelSpec, TrainSpec  # noqa: E402
 
 Params = dict[str, np.ndarray]
+FULL_FP32 = ("highest", "float32", "HIGHEST")
 DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
-SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
-
-
-def _xla_started() -> bool:
-    """Whether the XLA backends exist already (then XLA_FLAGS changes are ignored)."""
-    try:
-        from jax._src import xla_bridge  # private: there is no public "initialized" query
-    except ImportError:
-        return False
-    return bool(getattr(xla_bridge, "_backends", None))
-
-
-def _limit_threads(threads: int) -> str:
-    """XLA has no CPU thread-count flag: one thread is ``multi_thread_eigen=false``, more is all.
-
-    Must run before the XLA backend starts (flags are read then); returns what applies.
-    """
-    if threads != 1:
-        return "all cores (XLA CPU has no thread-count setting)"
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" in flags:
-        return "as set in XLA_FLAGS"
-    if _xla_started():
-        return "all cores (XLA started before the single-thread flag could be set)"
-    os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREAD_FLAG}".strip()
-    return "1 (xla_cpu_multi_thread_eigen=false)"
-
-
-def _device(device: str) -> Any:
-    """The JAX device for ``device``; a missing GPU falls back to the CPU (the runner skips gpu
-    cells because :meth:`JaxBackend.devices` does not list it)."""
-    if device == "gpu":
-        try:
-            return jax.devices("gpu")[0]
-        except RuntimeError:
-            pass
-    return jax.devices("cpu")[0]
 
 
 def _bn_layer(call: BNCall, dtype: Any) -> nn.BatchNorm:
@@ -106,11 +91,11 @@ class JaxBackend(Backend):
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         super().__init__(device, threads)
-        self.thread_note = _limit_threads(threads)
+        self.thread_note = limit_threads(threads)
         if device == "gpu":
             # Full float32 matmuls (no TF32) so backends are comparable; stated in versions().
             jax.config.update("jax_default_matmul_precision", "highest")
-        self.jax_device = _device(device)
+        self.jax_device = jax_device(device)
         jax.config.update("jax_default_device", self.jax_device)
 
     @classmethod
@@ -123,18 +108,23 @@ class JaxBackend(Backend):
 
     def versions(self) -> dict[str, str]:
         """Versions, BN variance formula, matmul precision, device and thread settings."""
+        precision = jax.config.jax_default_matmul_precision
         return {
             "jax": jax.__version__,
             "jaxlib": jaxlib.__version__,
             "flax": flax.__version__,
             "optax": optax.__version__,
             "use_fast_variance": str(USE_FAST_VARIANCE),
-            "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
+            "matmul_precision": str(precision or "default"),
+            "tf32": str(self.jax_device.platform == "gpu" and precision not in FULL_FP32),
             "device_kind": self.jax_device.device_kind,
             "platform": self.jax_device.platform,
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "xla_threads": self.thread_note,
+            "intra_op_threads": str(self.threads or os.cpu_count()),
             "x64": str(jax.config.jax_enable_x64),
+            "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true"),
+            "train_loop": "one jitted lax.scan per epoch, compiled once per configuration",
         }
 
     def _put(self, value: np.ndarray, dtype: Any) -> jax.Array:
@@ -142,6 +132,7 @@ class JaxBackend(Backend):
 
     def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> JaxModel:
         """Canonical params when given, else Flax's own default initializers from ``seed``."""
+        self.check_device()
         module = MLP(spec)
         if params is None:
             flax_params, stats = jax.device_put(native_variables(module, seed), self.jax_device)
@@ -171,14 +162,7 @@ class JaxBackend(Backend):
         """SGD/Adam over the given batch order, one jitted ``lax.scan`` per epoch."""
         x, y = self._put(data.x_train, np.float32), self._put(data.y_train, np.int32)
         orders = [self._put(epoch_order, np.int32) for epoch_order in order]
-        tx = make_optimizer(spec)
-        epoch_fn = make_epoch(model.module, tx)
-        key = jax.random.PRNGKey(spec.seed)
-        # Everything committed to the device: mixed committed/uncommitted inputs would make the
-        # second epoch compile again (its inputs are the first epoch's committed outputs).
-        state = jax.device_put(
-            (model.params, model.batch_stats, tx.init(model.params), key), self.jax_device
-        )
+        epoch_fn, state = self._start(model, spec)
         history: list[EpochMetrics] = []
         for epoch, epoch_order in enumerate(orders):
             set_learning_rate(state[2], spec.lr_at(epoch), self.jax_device)
@@ -193,6 +177,28 @@ class JaxBackend(Backend):
             if on_epoch is not None and not on_epoch(metrics):
                 break
         return history
+
+    def _start(self, model: JaxModel, spec: TrainSpec) -> tuple[Any, Any]:
+        """The cached jitted epoch and a fresh training state on the device."""
+        epoch_fn, tx = cached_epoch(model.spec, step_key(spec))
+        key = jax.random.PRNGKey(spec.seed)
+        # Everything committed to the device: mixed committed/uncommitted inputs would make the
+        # second epoch compile again (its inputs are the first epoch's committed outputs).
+        state = jax.device_put(
+            (model.params, model.batch_stats, tx.init(model.params), key), self.jax_device
+        )
+        set_learning_rate(state[2], spec.lr, self.jax_device)
+        return epoch_fn, state
+
+    def stepper(self, model: Any, data: TrainData, spec: TrainSpec) -> StepRunner:
+        """The jitted epoch of :meth:`train` without per-epoch metrics (benchmarks)."""
+        x, y = self._put(data.x_train, np.float32), self._put(data.y_train, np.int32)
+        epoch_fn, state = self._start(model, spec)
+        return make_stepper(epoch_fn, state, (x, y), lambda o: self._put(o, np.int32), model)
+
+    def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
+        """FLOP/s of XLA's float32 matmul (jitted, this device) on ``shapes``."""
+        return matmul_rates(shapes, repeats, self.jax_device)
 
     def _epoch_metrics(
         self,

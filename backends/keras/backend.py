@@ -19,7 +19,17 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from harness.backend import Backend, BNCall, BNResult, EpochCallback, EpochMetrics, TrainData  # noqa: E402
+from harness.backend import (  # noqa: E402
+    Backend,
+    BNCall,
+    BNResult,
+    EpochCallback,
+    EpochMetrics,
+    Shape,
+    StepRunner,
+    TrainData,
+)
+from harness.backends.keras.gemm import matmul_rates  # noqa: E402
 from harness.backends.keras.loop import (  # noqa: E402
     JIT_COMPILE,
     CompiledLoop,
@@ -106,11 +116,13 @@ class KerasBackend(Backend):
             "threads_setting": self.thread_note,
             "tf32": str(tf.config.experimental.tensor_float_32_execution_enabled()),
             "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+            "device": self.tf_device,
         }
         gpus = tf.config.list_physical_devices("GPU")
         if self.device == "gpu" and gpus:
             details = tf.config.experimental.get_device_details(gpus[0])
             info["gpu"] = str(details.get("device_name", gpus[0].name))
+            info["memory_growth"] = str(tf.config.experimental.get_memory_growth(gpus[0]))
         return info
 
     def synchronize(self) -> None:
@@ -120,6 +132,7 @@ class KerasBackend(Backend):
 
     def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> keras.Model:
         """Canonical params when given, else Keras' own default initializers (seeded)."""
+        self.check_device()
         keras.utils.set_random_seed(seed)
         with tf.device(self.tf_device):
             model = build_mlp(spec)
@@ -153,6 +166,20 @@ class KerasBackend(Backend):
             )
             loop.start(model)
             return self._epochs(model, data, spec, loop, tensors, on_epoch)
+
+    def stepper(self, model: Any, data: TrainData, spec: TrainSpec) -> StepRunner:
+        """The compiled loop of :meth:`train` without per-epoch metrics (benchmarks).
+
+        Trains the cached loop's stand-in model; ``model`` itself is not updated.
+        """
+        with tf.device(self.tf_device):
+            loop = compiled_loop(self.loops, model, spec)
+            loop.start(model)
+            return loop.stepper(data.x_train, data.y_train, self.tf_device)
+
+    def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
+        """FLOP/s of ``tf.matmul`` (float32, XLA as the training loop) on ``shapes``."""
+        return matmul_rates(shapes, repeats, self.tf_device)
 
     def _epochs(
         self,

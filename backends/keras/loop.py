@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from harness.specs import TrainSpec  # noqa: E402
@@ -151,6 +152,19 @@ class CompiledLoop:
     def finish(self, model: keras.Model) -> None:
         """Copy the trained variables back into ``model``."""
         _copy(self.model.variables, model.variables)
+
+    def stepper(self, x: np.ndarray, y: np.ndarray, device: str) -> Callable[[np.ndarray], None]:
+        """``run(order)``: train the stand-in on ``order`` (steps, batch), waiting for the end."""
+        with tf.device(device):
+            xt = tf.constant(np.asarray(x, np.float32))
+            yt = tf.constant(np.asarray(y, np.int32))
+
+        def run(order: np.ndarray) -> None:
+            with tf.device(device):
+                losses, _ = self.run(xt, yt, tf.constant(np.asarray(order, np.int32)))
+                losses.numpy()  # waits for the device
+
+        return run
 
 
 def loop_key(model: keras.Model, spec: TrainSpec) -> str:

@@ -14,7 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.backend import Backend, BNCall, BNResult, EpochCallback, EpochMetrics, TrainData
+from harness.backend import (
+    Backend,
+    BNCall,
+    BNResult,
+    EpochCallback,
+    EpochMetrics,
+    Shape,
+    StepRunner,
+    TrainData,
+)
+from harness.backends.torch.gemm import matmul_rates
 from harness.backends.torch.model import MLP, get_params, set_params
 from harness.specs import ModelSpec, TrainSpec
 
@@ -36,6 +46,7 @@ class TorchBackend(Backend):
         # Full float32 everywhere so backends are comparable; stated in versions().
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -46,9 +57,13 @@ class TorchBackend(Backend):
         """torch version, threads, TF32 and device name."""
         info = {
             "torch": torch.__version__,
-            "torch_threads": str(torch.get_num_threads()),
+            "intra_op_threads": str(torch.get_num_threads()),
+            "inter_op_threads": str(torch.get_num_interop_threads()),
             "tf32": str(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn_tf32": str(torch.backends.cudnn.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
             "deterministic": str(torch.are_deterministic_algorithms_enabled()),
+            "device": str(self.torch_device),
         }
         if self.device == "gpu":
             info["gpu"] = torch.cuda.get_device_name(0)
@@ -62,6 +77,7 @@ class TorchBackend(Backend):
 
     def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> MLP:
         """Canonical params when given, else torch's own default initializers (seeded)."""
+        self.check_device()
         torch.manual_seed(seed)
         model = MLP(spec).to(self.torch_device)
         if params is not None:
@@ -122,6 +138,23 @@ class TorchBackend(Backend):
             if on_epoch is not None and not on_epoch(metrics):
                 break
         return history
+
+    def stepper(self, model: Any, data: TrainData, spec: TrainSpec) -> StepRunner:
+        """The loop of :meth:`train` without its per-epoch metrics (benchmarks)."""
+        dev = self.torch_device
+        x = torch.as_tensor(data.x_train, device=dev)
+        y = torch.as_tensor(data.y_train, dtype=torch.long, device=dev)
+        opt = self._optimizer(model, spec)
+
+        def run(order: np.ndarray) -> None:
+            self._epoch(model, opt, x, y, torch.as_tensor(order, dtype=torch.long, device=dev))
+            self.synchronize()
+
+        return run
+
+    def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
+        """FLOP/s of ``torch.mm`` (float32, this device) on ``shapes``, one per repeat."""
+        return matmul_rates(shapes, repeats, self.torch_device, self.synchronize)
 
     def _epoch(
         self, model: MLP, opt: torch.optim.Optimizer, x: Any, y: Any, order: Any

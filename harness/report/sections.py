@@ -8,6 +8,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.report.context import ReportContext, final, series
+from harness.report.executor import executor_lines
 from harness.report.stats import group, median, summarize
 
 
@@ -64,6 +65,7 @@ def header(ctx: ReportContext) -> str:
     for backend, versions in _versions(ctx).items():
         detail = ", ".join(f"{k} {v}" for k, v in versions.items())
         lines.append(f"  - `{backend}`: {detail}")
+    lines += executor_lines(ctx)
     return "\n".join(lines)
 
 

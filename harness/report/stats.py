@@ -110,3 +110,50 @@ def median(values: Iterable[float]) -> float:
     """Median of the finite values, NaN when there are none."""
     finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     return statistics.median(finite) if finite else math.nan
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median, quartiles and range of repeated measurements (finite values only)."""
+
+    n: int
+    median: float
+    q1: float
+    q3: float
+    lo: float
+    hi: float
+
+    def text(self, fmt: str = ".3f", scale: float = 1.0) -> str:
+        """``median [q1–q3]``; one value prints alone; none prints ``-``."""
+        if self.n == 0:
+            return "-"
+        mid = f"{self.median * scale:{fmt}}"
+        if self.n == 1:
+            return mid
+        return f"{mid} [{self.q1 * scale:{fmt}}–{self.q3 * scale:{fmt}}]"
+
+    @property
+    def iqr(self) -> float:
+        """Interquartile range ``q3 - q1``."""
+        return self.q3 - self.q1
+
+
+def spread(values: Iterable[Any]) -> Spread:
+    """:class:`Spread` of the finite numbers in ``values`` (quartiles by linear interpolation)."""
+    finite = sorted(float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v))
+    n = len(finite)
+    if n == 0:
+        return Spread(0, math.nan, math.nan, math.nan, math.nan, math.nan)
+    if n == 1:
+        return Spread(1, finite[0], finite[0], finite[0], finite[0], finite[0])
+    q1, mid, q3 = statistics.quantiles(finite, n=4, method="inclusive")
+    return Spread(n, mid, q1, q3, finite[0], finite[-1])
+
+
+def paired_ratios(top: list[float], bottom: list[float]) -> list[float]:
+    """``top[i] / bottom[i]`` for pairs measured together (same round), finite ones only."""
+    out = []
+    for a, b in zip(top, bottom):
+        if math.isfinite(a) and math.isfinite(b) and b > 0:
+            out.append(a / b)
+    return out

@@ -13,8 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from harness.backend import Backend, BNCall, BNResult, EpochCallback, EpochMetrics, TrainData
+from harness.backend import (
+    Backend,
+    BNCall,
+    BNResult,
+    EpochCallback,
+    EpochMetrics,
+    Shape,
+    StepRunner,
+    TrainData,
+)
 from harness.reference import ReferenceMLP, bn_backward, bn_forward, running_update, softmax_xent
+from harness.roofline import measure_rates, total_flops
 from harness.specs import ModelSpec, TrainSpec
 
 Params = dict[str, np.ndarray]
@@ -78,6 +88,25 @@ class NumpyBackend(Backend):
             if on_epoch is not None and not on_epoch(metrics):
                 break
         return history
+
+    def stepper(self, model: Any, data: TrainData, spec: TrainSpec) -> StepRunner:
+        """The steps of :meth:`train` (at the initial lr) without its metrics."""
+        def run(order: np.ndarray) -> None:
+            for idx in order:
+                model.step(data.x_train[idx], data.y_train[idx], spec, spec.lr)
+        return run
+
+    def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
+        """FLOP/s of NumPy's ``matmul`` (BLAS) on ``shapes`` in float64, this backend's dtype."""
+        rng = np.random.default_rng(0)
+        pairs = [(rng.standard_normal((m, k)), rng.standard_normal((k, n))) for m, k, n in shapes]
+        outs = [np.empty((a.shape[0], b.shape[1])) for a, b in pairs]
+
+        def run(calls: int) -> None:
+            for _ in range(calls):
+                for (a, b), out in zip(pairs, outs):
+                    np.matmul(a, b, out=out)
+        return measure_rates(run, total_flops(shapes), repeats)
 
     def logits(self, model: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Forward pass; ``training`` uses batch statistics without updating running ones."""

@@ -1,0 +1,215 @@
+"""The ``ray`` executor: each cell a Ray task, its record stored here as the task finishes.
+
+A task asks Ray for ``--threads`` CPUs, and one GPU for a gpu cell, so Ray never puts two
+cells on the same CPUs or GPU: timings stay as clean as with the local executor. Inside, the
+cell runs in a worker subprocess (:mod:`harness.executors.ray_task`). Only this process writes
+to the store. A task whose Ray worker dies (killed, out of memory, node lost) fails its cell
+with Ray's reason; on Ctrl-C/SIGTERM the records of finished tasks are kept, the others are
+cancelled (``force=True``: their Ray workers are killed, and a worker subprocess dies with its
+parent) and the interruption goes on up, so exit codes and ``--resume`` work as locally.
+
+Without ``--ray-address`` (or ``$RAY_ADDRESS``) a local Ray instance is started for the run
+and shut down after it. Tasks on a cluster see the variables ``HARNESS_*`` and those named in
+``$HARNESS_RAY_ENV`` (comma-separated) of this process, set through Ray's ``runtime_env``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from types import ModuleType
+from typing import Any
+
+from harness.errors import HarnessError, UnavailableError
+from harness.executors import needs
+from harness.executors.base import Executor, ExecutorOptions, Finish
+from harness.executors.ray_task import run_cell_task
+from harness.runner import make_record
+from harness.specs import CellSpec
+
+ENV_FORWARD = "HARNESS_RAY_ENV"
+INSTALL_HINT = needs("ray")
+AUTH_MODE = "RAY_AUTH_MODE"
+"""Ray never turns token authentication on for an explicit address: the user says so here."""
+POLL_S = 1.0
+TAIL_LINES = 40
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def import_ray() -> ModuleType:
+    """``ray``, or :class:`UnavailableError` with the install hint."""
+    try:
+        import ray
+    except Exception:  # ImportError, or a broken installation: either way, not usable
+        raise UnavailableError(INSTALL_HINT) from None
+    return ray
+
+
+def forwarded_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables Ray tasks get: ``HARNESS_*`` and the names listed in ``$HARNESS_RAY_ENV``."""
+    env = dict(os.environ if environ is None else environ)
+    names = {n for n in env if n.startswith("HARNESS_")}
+    names |= {n.strip() for n in env.get(ENV_FORWARD, "").split(",") if n.strip()}
+    return {n: env[n] for n in sorted(names) if n in env}
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail in one line, not after minutes of Ray's retries, when ``HOST:PORT`` (or
+    ``ray://HOST:PORT``) refuses connections; ``auto`` and other names are left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise HarnessError(f"cannot reach the Ray cluster at {address}: {why}") from None
+
+
+def task_failure(exc: Exception) -> dict[str, Any]:
+    """The result of a cell whose Ray task died or raised, with Ray's message as its tail."""
+    lines = ANSI.sub("", str(exc)).strip().splitlines() or [""]
+    cause = getattr(exc, "cause", None)  # a RayTaskError: the task's own exception
+    if isinstance(cause, BaseException):
+        first = (str(cause).strip().splitlines() or [""])[0]
+        reason = f"ray task raised {type(cause).__name__}: {first}"
+    else:
+        reason = f"ray task died: {type(exc).__name__}: {lines[0]}"
+    return {
+        "status": "failed",
+        "reason": reason.rstrip(": "),
+        "stderr_tail": "\n".join(lines[-TAIL_LINES:]),
+    }
+
+
+class RayExecutor(Executor):
+    """Cells as Ray tasks on a cluster (``options.address``) or on a local Ray instance."""
+
+    name = "ray"
+
+    def __init__(self, options: ExecutorOptions) -> None:
+        super().__init__(options)
+        self.ray = import_ray()
+        self.address = options.address or os.environ.get("RAY_ADDRESS", "")
+        self.owns = False
+        self.cluster: dict[str, Any] = {}
+        self.submitted: dict[Any, tuple[CellSpec, float]] = {}
+
+    def start(self) -> None:
+        """Connect to the cluster, or start a local instance; check a cell fits on a node."""
+        if not self.ray.is_initialized():
+            self.owns = True
+            self._init()
+        self.task = self.ray.remote(run_cell_task)
+        self.cluster = self._cluster()
+        biggest, threads = self.cluster["max_node_cpus"], self.options.threads
+        if biggest < threads:
+            raise HarnessError(
+                f"each cell asks Ray for {threads} CPUs (--threads) but the largest node of the "
+                f"Ray cluster has {biggest:g}; give --threads {max(int(biggest), 1)} or less"
+            )
+
+    def _init(self) -> None:
+        kwargs: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+            "runtime_env": {"env_vars": forwarded_env()},
+        }
+        if self.address:
+            check_reachable(self.address)
+            kwargs["address"] = self.address
+        else:  # as many CPUs as the local executor would use: any --threads fits
+            cpus = max(os.cpu_count() or 1, self.options.threads)
+            kwargs.update(address="local", num_cpus=cpus, include_dashboard=False)
+        try:
+            self.ray.init(**kwargs)
+        except Exception as exc:
+            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+            first = (str(exc).strip().splitlines() or [""])[0]
+            hint = ""
+            if self.address and AUTH_MODE not in os.environ:
+                hint = f" (a cluster with token authentication needs {AUTH_MODE}=token)"
+            raise HarnessError(f"cannot use {where}: {type(exc).__name__}: {first}{hint}") from None
+
+    def _cluster(self) -> dict[str, Any]:
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        return {
+            "name": self.name,
+            "ray": getattr(self.ray, "__version__", ""),
+            "address": self.address or "local instance",
+            "nodes": len(nodes),
+            "cpus": sum(n.get("CPU", 0) for n in nodes),
+            "gpus": sum(n.get("GPU", 0) for n in nodes),
+            "max_node_cpus": max((n.get("CPU", 0) for n in nodes), default=0),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """The executor's name and the cluster address (``""``: a local instance)."""
+        return {"name": self.name, "address": self.address}
+
+    def describe(self) -> dict[str, Any]:
+        """Ray's version and address, and the cluster's nodes, CPUs and GPUs at the start."""
+        return dict(self.cluster)
+
+    def run(self, cells: list[CellSpec], finish: Finish) -> None:
+        """Submit every cell (grouped by backend, so warm workers get reused), store as they end."""
+        try:
+            for cell in sorted(cells, key=lambda c: (c.backend, c.device)):
+                self._submit(cell, finish)
+            self._announce()
+            while self.submitted:
+                ready, _ = self.ray.wait(list(self.submitted), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    finish(self._collect(ref))
+        except BaseException:
+            self._stop(finish)
+            raise
+
+    def _announce(self) -> None:
+        c = self.cluster
+        self.options.echo(
+            f"harness: ray {c['ray']} ({c['address']}: {c['nodes']} node(s), {c['cpus']:g} CPUs, "
+            f"{c['gpus']:g} GPUs): {len(self.submitted)} tasks of {self.options.threads} CPUs "
+            "submitted; cells are listed as they finish"
+        )
+
+    def _submit(self, cell: CellSpec, finish: Finish) -> None:
+        gpu = cell.device == "gpu"
+        if gpu and not self.cluster["gpus"]:
+            skipped = {"status": "skipped", "reason": "no GPU in the Ray cluster"}
+            finish(make_record(cell, skipped, time.time()))
+            return
+        threads, timeout = self.options.threads, self.options.cell_timeout
+        task = self.task.options(
+            num_cpus=threads, num_gpus=1 if gpu else 0, max_retries=0, name=cell.cell_id
+        )
+        self.submitted[task.remote(cell.to_dict(), threads, timeout)] = (cell, time.time())
+
+    def _collect(self, ref: Any) -> dict[str, Any]:
+        """The task's record; a task that died or raised becomes a failed cell."""
+        cell, submitted = self.submitted.pop(ref)
+        try:
+            record: dict[str, Any] = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:
+            return make_record(cell, task_failure(exc), submitted)
+        return record
+
+    def _stop(self, finish: Finish) -> None:
+        """Cancel (kill) every running task, then store the cells whose task had returned."""
+        refs = list(self.submitted)
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+        records = [self._collect(ref) for ref in ready]
+        for ref in self.submitted:
+            self.ray.cancel(ref, force=True)
+        self.submitted.clear()
+        for record in records:
+            if "node" in record["result"]:  # the task returned: its cell had finished
+                finish(record)
+
+    def close(self) -> None:
+        """Shut down the local Ray instance, or disconnect from the cluster."""
+        if self.owns and self.ray.is_initialized():
+            self.ray.shutdown()

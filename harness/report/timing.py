@@ -1,0 +1,292 @@
+"""Report section of the timing suite: epoch times, baselines, BN's cost, roofline.
+
+Every time is a median over the cell's rounds with its interquartile range ``[q1–q3]``; every
+ratio is the median of the ratios of epochs measured in the same round of the same worker
+(paired, so drift on a shared machine cancels), normalized per training sample where two loops
+train on different numbers of samples (a tutorial keeps the last partial batch).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.report.context import ReportContext
+from harness.report.stats import Spread, paired_ratios, spread
+from harness.roofline import roofline_seconds
+
+Cell = dict[str, Any]
+Loop = dict[str, Any]
+TOLERANCE = 0.10  # the harness should be within 10% of the expert's epoch time
+CHECKED_BATCHES = (128, 512)
+EXPLAIN = (
+    "Each cell (one backend at one batch size) runs the harness's own training loop and the "
+    "backend's baseline scripts (`baselines/<backend>_expert.py`, `_tutorial.py`), without and "
+    "with BatchNorm, in the same worker: a first epoch (compilation and warm-up, reported "
+    "apart), {warmup} uncounted warm-up epoch(s), then {rounds} rounds of one epoch per loop in "
+    "a rotated order. Clocks are read after the device has finished; Python's garbage collector "
+    "is paused during each epoch and runs between epochs. Times are medians [interquartile "
+    "range] over the rounds; ratios are medians [IQR] of per-round ratios of epochs measured "
+    "side by side."
+)
+
+
+def timing_cells(ctx: ReportContext) -> list[Cell]:
+    """Finished timing cells, by backend (run order) then batch size."""
+    backends = list(ctx.run["settings"].get("backends", []))
+    cells = [c for c in ctx.ok_cells() if c["result"].get("loops")]
+    rank = {name: i for i, name in enumerate(backends)}
+    return sorted(cells, key=lambda c: (rank.get(c["backend"], 99), c["device"], _batch(c)))
+
+
+def _batch(cell: Cell) -> int:
+    return int(cell["result"]["batch_size"])
+
+
+def _where(cell: Cell) -> str:
+    return cell["backend"] if cell["device"] == "cpu" else f"{cell['backend']}/{cell['device']}"
+
+
+def loop(cell: Cell, kind: str, bn: bool) -> Loop | None:
+    """The stored loop ``kind`` (harness, expert, tutorial) with or without BN."""
+    found: Loop | None = cell["result"]["loops"].get(f"{kind}/{'bn' if bn else 'no-bn'}")
+    return found
+
+
+def steady(entry: Loop | None) -> Spread:
+    """Steady-state epoch seconds of a loop."""
+    return spread(entry["times_s"] if entry else [])
+
+
+def ratio(top: Loop | None, bottom: Loop | None) -> Spread:
+    """Paired per-round ratio of the per-sample epoch times of two loops."""
+    if not top or not bottom:
+        return spread([])
+    a = [t / top["samples"] for t in top["times_s"]]
+    b = [t / bottom["samples"] for t in bottom["times_s"]]
+    return spread(paired_ratios(a, b))
+
+
+def _num(value: float, fmt: str) -> str:
+    return f"{value:{fmt}}" if math.isfinite(value) else "-"
+
+
+def epoch_rows(cells: list[Cell]) -> list[dict[str, Any]]:
+    """The harness's own loop: compile, steady epoch and step, throughput, eval, memory."""
+    rows = []
+    for cell in cells:
+        res = cell["result"]
+        for bn in (False, True):
+            entry = loop(cell, "harness", bn)
+            if entry is None:
+                continue
+            times = steady(entry)
+            rows.append(
+                {
+                    "backend": _where(cell),
+                    "batch": res["batch_size"],
+                    "BN": "yes" if bn else "no",
+                    "first epoch s": _num(entry["first_s"], ".3f"),
+                    "compile s (first − median)": _num(entry["first_s"] - times.median, ".3f"),
+                    "epoch s": times.text(".4f"),
+                    "step ms": _num(1e3 * times.median / res["steps_per_epoch"], ".3f"),
+                    "samples/s": _num(entry["samples"] / times.median, ",.0f"),
+                    "eval s": spread(entry.get("eval_s", [])).text(".4f"),
+                    "peak RSS MB": _num(res.get("peak_rss_mb", math.nan), ".0f"),
+                }
+            )
+    return rows
+
+
+def baseline_rows(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Harness against the expert and tutorial loops, per batch size and BN."""
+    rows = []
+    for cell in cells:
+        for bn in (False, True):
+            mine, expert, tutorial = (loop(cell, k, bn) for k in ("harness", "expert", "tutorial"))
+            versus = ratio(mine, expert)
+            rows.append(
+                {
+                    "backend": _where(cell),
+                    "batch": cell["result"]["batch_size"],
+                    "BN": "yes" if bn else "no",
+                    "harness s": steady(mine).text(".4f"),
+                    "expert s": steady(expert).text(".4f"),
+                    "harness/expert": versus.text(".3f"),
+                    "tutorial s": steady(tutorial).text(".4f"),
+                    "harness/tutorial": ratio(mine, tutorial).text(".3f"),
+                    "expert compile s": _num(_compile(expert), ".3f"),
+                    "within 10%": _verdict(versus),
+                }
+            )
+    return rows
+
+
+def _compile(entry: Loop | None) -> float:
+    return entry["first_s"] - steady(entry).median if entry else math.nan
+
+
+def _verdict(versus: Spread) -> str:
+    if versus.n == 0:
+        return "no baseline"
+    return "yes" if versus.median <= 1 + TOLERANCE else "**no**"
+
+
+def bn_rows(cells: list[Cell]) -> list[dict[str, Any]]:
+    """BN's cost: with-BN / without-BN epoch time, per loop, measured in the same rounds."""
+    rows = []
+    for cell in cells:
+        row: dict[str, Any] = {"backend": _where(cell), "batch": cell["result"]["batch_size"]}
+        for kind in ("harness", "expert", "tutorial"):
+            row[f"{kind} BN/no-BN"] = ratio(loop(cell, kind, True), loop(cell, kind, False)).text(
+                ".3f"
+            )
+        rows.append(row)
+    return rows
+
+
+def gemm_rate(cell: Cell) -> tuple[float, float]:
+    """Best and median measured GEMM FLOP/s of the cell's backend (NaN when not measured)."""
+    rates = spread(cell["result"].get("gemm", {}).get("rates", []))
+    return (rates.hi, rates.median) if rates.n else (math.nan, math.nan)
+
+
+def epoch_flops(cell: Cell) -> float:
+    """GEMM FLOPs of one harness epoch (full batches)."""
+    res = cell["result"]
+    return float(res["gemm"]["step_flops"]) * res["steps_per_epoch"]
+
+
+def machine_rate(cells: list[Cell], cell: Cell) -> float:
+    """The best GEMM rate any backend measured on this machine at ``cell``'s batch size."""
+    same = [c for c in cells if _batch(c) == _batch(cell) and c["device"] == cell["device"]]
+    rates = [gemm_rate(c)[0] for c in same]
+    finite = [r for r in rates if math.isfinite(r)]
+    return max(finite) if finite else math.nan
+
+
+def fraction(cell: Cell, entry: Loop | None, rate: float) -> float:
+    """Roofline seconds at ``rate`` over the loop's median epoch, per sample."""
+    if not entry:
+        return math.nan
+    best = roofline_seconds(epoch_flops(cell), rate)
+    harness_samples = cell["result"]["steps_per_epoch"] * cell["result"]["batch_size"]
+    per_epoch = steady(entry).median * harness_samples / entry["samples"]
+    return best / per_epoch if per_epoch > 0 else math.nan
+
+
+def roofline_rows(cells: list[Cell]) -> list[dict[str, Any]]:
+    """GEMM rates, the epoch's GEMM FLOPs, the fastest epoch and the loops' fractions of it."""
+    rows = []
+    for cell in cells:
+        best, mid = gemm_rate(cell)
+        top, flops = machine_rate(cells, cell), epoch_flops(cell)
+        rows.append(
+            {
+                "backend": _where(cell),
+                "batch": cell["result"]["batch_size"],
+                "own GEMM GFLOP/s best (median)": f"{_num(best / 1e9, '.1f')} "
+                f"({_num(mid / 1e9, '.1f')})",
+                "machine best GFLOP/s": _num(top / 1e9, ".1f"),
+                "GFLOP/epoch": _num(flops / 1e9, ".2f"),
+                "roofline epoch s": _num(roofline_seconds(flops, top), ".4f"),
+                "harness no-BN": _pct(fraction(cell, loop(cell, "harness", False), top)),
+                "harness BN": _pct(fraction(cell, loop(cell, "harness", True), top)),
+                "expert no-BN": _pct(fraction(cell, loop(cell, "expert", False), top)),
+                "harness no-BN, own GEMM": _pct(fraction(cell, loop(cell, "harness", False), best)),
+            }
+        )
+    return rows
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%" if math.isfinite(value) else "-"
+
+
+def checks(cells: list[Cell]) -> list[str]:
+    """One line per backend: harness/expert at the checked batch sizes, within 10% or not."""
+    lines = []
+    for cell in cells:
+        if _batch(cell) not in CHECKED_BATCHES:
+            continue
+        for bn in (False, True):
+            versus = ratio(loop(cell, "harness", bn), loop(cell, "expert", bn))
+            if versus.n:
+                mark = "within" if versus.median <= 1 + TOLERANCE else "**not within**"
+                lines.append(
+                    f"- `{_where(cell)}` batch {_batch(cell)}, BN {'on' if bn else 'off'}: "
+                    f"harness/expert {versus.text('.3f')}, {mark} 10%."
+                )
+    return lines
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    return tabulate(rows, headers="keys", tablefmt="github") if rows else "_no data_"
+
+
+def timing(ctx: ReportContext) -> str:
+    """The timing section: explanation, checks, four tables, the plot, the benchmarks."""
+    from harness.report.benchjson import benchmark_section
+    from harness.report.timing_plots import epoch_plot
+
+    cells = timing_cells(ctx)
+    if not cells:
+        return "## Timing\n\n_No finished timing cell._"
+    first = cells[0]["result"]
+    parts = [
+        "## Timing",
+        EXPLAIN.format(warmup=first.get("warmup", 0), rounds=first.get("rounds", 0)),
+        thread_line(cells),
+        "### Harness against the expert baseline (batch 128 and 512)",
+        "\n".join(checks(cells)) or "_No expert baseline ran._",
+        "### Epoch time of the harness (steady state, compilation apart)",
+        _table(epoch_rows(cells)),
+        "### Harness against the baselines",
+        _table(baseline_rows(cells)),
+        "### BatchNorm's cost (same worker, same rounds)",
+        _table(bn_rows(cells)),
+        "### Roofline (an epoch's GEMM FLOPs at the best float32 GEMM rate measured here)",
+        ROOFLINE_NOTE,
+        _table(roofline_rows(cells)),
+        epoch_plot(ctx, cells),
+        benchmark_section(ctx),
+    ]
+    _record(ctx, cells)
+    return "\n\n".join(p for p in parts if p)
+
+
+ROOFLINE_NOTE = (
+    "A training step's GEMMs (forward, weight gradients, input gradients but the first "
+    "layer's) are timed with each backend's own float32 matmul on the same shapes (repeats "
+    "before and after the rounds). The roofline epoch is the epoch's GEMM FLOPs at the best "
+    "rate any backend reached at that batch size (the machine's best); the fractions are that "
+    "bound over the median epoch, and the last column uses the backend's own best rate instead. "
+    "Bias, activations, BatchNorm, softmax and the optimizer update are not counted (<1% of "
+    "the FLOPs, memory-bound), so 100% is out of reach; above 100% against the backend's own "
+    "rate means its stand-alone GEMMs ran slower than inside training (measurement noise or "
+    "per-call overhead)."
+)
+
+
+def thread_line(cells: list[Cell]) -> str:
+    """Intra-op threads each backend's worker reported (the same setting for all)."""
+    seen: dict[str, str] = {}
+    for cell in cells:
+        versions = cell["result"].get("versions", {})
+        threads = versions.get("intra_op_threads") or versions.get("xla_threads") or "?"
+        seen.setdefault(_where(cell), str(threads))
+    text = ", ".join(f"`{name}` {threads}" for name, threads in seen.items())
+    env = cells[0]["result"].get("thread_env", {})
+    shown = ", ".join(f"`{k}={v}`" for k, v in env.items() if v)
+    return f"Intra-op threads per worker: {text}. Worker thread environment: {shown or 'n/a'}."
+
+
+def _record(ctx: ReportContext, cells: list[Cell]) -> None:
+    ctx.data["timing"] = {
+        "epochs": epoch_rows(cells),
+        "baselines": baseline_rows(cells),
+        "bn_cost": bn_rows(cells),
+        "roofline": roofline_rows(cells),
+    }
