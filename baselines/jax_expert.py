@@ -35,6 +35,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        """Logits; ``train`` normalizes with batch statistics and updates the running ones."""
         for width in HIDDEN:
             x = nn.Dense(width)(x)
             if self.bn:

@@ -45,13 +45,16 @@ class EpochTimer(keras.callbacks.Callback):
     the end waits for the device's queued work first."""
 
     def __init__(self, gpu: bool) -> None:
+        """``gpu``: wait for the GPU before reading the clock at the end of an epoch."""
         super().__init__()
         self.gpu = gpu
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        """Start the clock."""
         self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        """Stop the clock once the device is done."""
         if self.gpu:
             tf.test.experimental.sync_devices()
         self.seconds = time.perf_counter() - self.start

@@ -1,7 +1,8 @@
 """Benchmarks: one train step, one epoch and one eval pass of the timing suite's MLP.
 
-Parametrized (``conftest.py``) over backends x BN off/on x batch size, on ``mnist-5k`` (4,000
-training and 1,000 validation images, 784 features). Each benchmark uses the backend's own
+Parametrized (``conftest.py``) over backends x BN off/on x batch size (the eval pass over
+backends x BN: it evaluates the whole validation set at once), on ``mnist-5k`` (4,000 training
+and 1,000 validation images, 784 features). Each benchmark uses the backend's own
 compiled step (:meth:`harness.backend.Backend.stepper`) and returns only after the device has
 finished, so pytest-benchmark's clock reads follow a synchronization. Warm-up rounds (the first
 compiles) are explicit and not measured; each round gets a fresh batch or epoch of the
@@ -21,7 +22,7 @@ import pytest
 
 from harness.backend import TrainData
 from harness.initializers import batch_order, canonical_params
-from harness.specs import DataSpec, ModelSpec, TrainSpec
+from harness.specs import DataSpec, ModelSpec, TrainSpec, replace
 from harness.tasks import load_data
 
 MODEL = ModelSpec(hidden_sizes=(512, 256), activation="relu", placement="before")
@@ -40,29 +41,28 @@ class Case:
     order: np.ndarray
 
 
-@pytest.fixture
-def case(backend: Any, bn: bool, batch_size: int) -> Case:
-    """The timing suite's MLP, canonical init, BN off or on, at ``batch_size``."""
+def build(backend: Any, bn: bool, batch_size: int) -> Case:
+    """The timing suite's MLP, canonical init, BN off or on, batch order at ``batch_size``."""
     data = load_data(DataSpec(name="mnist-5k"))
-    spec = ModelSpec(
-        **{
-            **MODEL.__dict__,
-            "norm": "batchnorm" if bn else "none",
-            "input_size": data.input_size,
-            "num_classes": data.num_classes,
-        }
-    )
+    norm = "batchnorm" if bn else "none"
+    spec = replace(MODEL, norm=norm, input_size=data.input_size, num_classes=data.num_classes)
     train = TrainSpec(optimizer="sgd", lr=0.01, momentum=0.9, batch_size=batch_size)
     model = backend.build(spec, canonical_params(spec, 0), 0)
     gc.collect()  # a clean heap; rounds then run with the collector off (conftest.py)
-    epochs = sum(ROUNDS["epoch"]) + 1
-    return Case(
-        backend,
-        model,
-        data.train_data(),
-        train,
-        batch_order(len(data.y_train), batch_size, epochs, 0),
-    )
+    order = batch_order(len(data.y_train), batch_size, sum(ROUNDS["epoch"]) + 1, 0)
+    return Case(backend, model, data.train_data(), train, order)
+
+
+@pytest.fixture
+def case(backend: Any, bn: bool, batch_size: int) -> Case:
+    """A model to train at ``batch_size``."""
+    return build(backend, bn, batch_size)
+
+
+@pytest.fixture
+def eval_case(backend: Any, bn: bool) -> Case:
+    """A model to evaluate (the whole validation set at once: no batch size)."""
+    return build(backend, bn, 128)
 
 
 def _feeder(parts: Any) -> Any:
@@ -100,8 +100,9 @@ def test_train_epoch(benchmark: Any, case: Case) -> None:
     benchmark.pedantic(run, setup=_feeder(case.order), rounds=rounds, warmup_rounds=warmup)
 
 
-def test_eval_pass(benchmark: Any, case: Case) -> None:
+def test_eval_pass(benchmark: Any, eval_case: Case) -> None:
     """One evaluation pass over the validation set in eval mode (running statistics)."""
+    case = eval_case
     benchmark.group = "eval pass"
     x, y = case.data.x_val, case.data.y_val
     rounds, warmup = ROUNDS["eval"]

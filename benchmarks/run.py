@@ -5,9 +5,10 @@
 
 Frameworks never share a process here (TensorFlow's and torch's thread pools compete, JAX may
 take GPU memory): each backend runs ``pytest benchmarks/ --bench-backend NAME`` with the same
-thread variables as a harness worker plus the backend's own worker environment, writing
-``bench-NAME.json`` next to ``--json``; the merged file holds every benchmark and, under
-``machine_info.harness.backends``, each backend's versions, threads and device.
+thread variables as a harness worker plus the backend's own worker environment, writing its
+own pytest-benchmark JSON into a temporary folder; ``--json`` gets them merged: every benchmark
+and, under ``machine_info.harness.backends``, each backend's versions, threads and device (a
+valid pytest-benchmark file: ``pytest-benchmark compare`` reads it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     target = Path(args.json)
     target.parent.mkdir(parents=True, exist_ok=True)
     parts, status = [], 0
-    for name in names:
-        part = target.with_name(f"{target.stem}-{name}{target.suffix}")
-        status = run_backend(name, part, args.threads or default_threads(), extra) or status
-        if part.is_file():
-            parts.append(part)
-    target.write_text(json.dumps(merge(parts), indent=2) + "\n")
-    print(f"benchmarks: {sum(1 for _ in parts)} backend(s) -> {target}")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in names:
+            part = Path(folder) / f"bench-{name}.json"
+            status = run_backend(name, part, args.threads or default_threads(), extra) or status
+            if part.is_file():
+                parts.append(part)
+        merged = merge(parts)
+    target.write_text(json.dumps(merged, indent=2) + "\n")
+    count = len(merged.get("benchmarks", []))
+    print(f"benchmarks: {count} from {len(parts)} backend(s) -> {target}")
     return status
 
 

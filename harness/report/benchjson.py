@@ -39,8 +39,8 @@ def rows(benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 "what": bench.get("group", ""),
                 "backend": params.get("backend_name", params.get("backend", "")),
-                "BN": params.get("bn", ""),
-                "batch": params.get("batch_size", ""),
+                "BN": _yes_no(params.get("bn")),
+                "batch": params.get("batch_size", "all"),
                 "median ms": f"{1e3 * stats.get('median', float('nan')):.3f}",
                 "IQR ms": f"{1e3 * stats.get('iqr', float('nan')):.3f}",
                 "rounds": stats.get("rounds", ""),
@@ -48,6 +48,10 @@ def rows(benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _yes_no(value: Any) -> str:
+    return "" if value is None else ("yes" if value else "no")
 
 
 def _throughput(bench: dict[str, Any]) -> str:

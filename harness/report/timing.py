@@ -266,7 +266,9 @@ ROOFLINE_NOTE = (
     "Bias, activations, BatchNorm, softmax and the optimizer update are not counted (<1% of "
     "the FLOPs, memory-bound), so 100% is out of reach; above 100% against the backend's own "
     "rate means its stand-alone GEMMs ran slower than inside training (measurement noise or "
-    "per-call overhead)."
+    "per-call overhead). Cells run one after another: on a shared machine a rate measured in "
+    "a quieter moment raises the bound of every cell at that batch size, while the own-rate "
+    "column is measured in the cell's own worker, minutes apart at most."
 )
 
 

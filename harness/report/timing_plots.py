@@ -57,15 +57,16 @@ def _panel(ax: Any, cells: list[Cell], every: list[Cell], title: str) -> None:
     xs, ys = _roofline(cells, every)
     if xs:
         ax.plot(xs, ys, "-.", color="0.5", label="GEMM roofline (machine best)")
-    from matplotlib.ticker import FormatStrFormatter, NullLocator
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter, NullLocator
 
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     batches = sorted({int(c["result"]["batch_size"]) for c in cells})
     ax.set_xticks(batches, [str(b) for b in batches])
     ax.xaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("batch size")
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
