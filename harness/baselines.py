@@ -23,9 +23,11 @@ CHECKOUT_DIR = Path(__file__).resolve().parents[1] / "baselines"
 
 
 def search_path() -> list[Path]:
-    """Folders searched for baselines, first match wins."""
+    """Folders searched for baselines, first match wins: ``$HARNESS_BASELINES``, then
+    ``baselines/`` of the current folder (a checkout, with a non-editable install), then that of
+    the checkout this module was imported from (an editable install)."""
     extra = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    return [*extra, CHECKOUT_DIR]
+    return [*extra, Path.cwd() / "baselines", CHECKOUT_DIR]
 
 
 def find(backend: str, kind: str) -> Path | None:
