@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.environment import default_threads, thread_env
 from harness.plugins import get_plugins
+from harness.workerproc import module_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,9 +49,7 @@ def run_backend(name: str, out: Path, threads: int, extra: list[str]) -> int:
     info = get_plugins().backends.get(name)
     env = {**os.environ, **thread_env(threads), **info.worker_env}
     env["HARNESS_BENCH_THREADS"] = str(threads)
-    cmd = [
-        sys.executable,
-        "-m",
+    cmd = module_command(
         "pytest",
         str(ROOT / "benchmarks"),
         "--bench-backend",
@@ -59,8 +58,8 @@ def run_backend(name: str, out: Path, threads: int, extra: list[str]) -> int:
         "-p",
         "no:cacheprovider",
         *extra,
-    ]
-    print("+", " ".join(cmd), flush=True)
+    )
+    print("+ python -m", " ".join(cmd[3:]), flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
 
 

@@ -19,6 +19,20 @@ import time
 from typing import IO, Any
 
 STDERR_TAIL = 40
+# ``python -m`` puts the current folder first on sys.path. Started in a checkout, its harness/
+# (which has no harness/backends: they live in backends/) would shadow the installed package
+# and the built-in backends would vanish. The bootstrap drops that entry, then runs the module
+# as ``-m`` would (Python 3.11's ``-P`` does the same, but 3.10 lacks it).
+_SAFE_MAIN = (
+    "import runpy, sys\n"
+    "if sys.path[:1] == ['']: del sys.path[0]\n"
+    "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
+)
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """``python -m MODULE ARGS`` without the current folder on ``sys.path``."""
+    return [sys.executable, "-c", _SAFE_MAIN, module, *args]
 
 
 class WorkerDied(Exception):
@@ -48,7 +62,7 @@ class WorkerProcess:
         self.hello: dict[str, Any] = {}
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.worker", backend, device, str(threads)],
+            module_command("harness.worker", backend, device, str(threads)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -165,3 +165,50 @@ def test_torch_bn_vs_nobn_on_mnist_5k(tmp_path: Path) -> None:
         assert cell["epochs"][-1]["val_acc"] > 0.8  # chance is 0.1
     report = next((tmp_path / "reports" / "runs").glob("*/report.md")).read_text()
     assert "using mnist-5k" in report
+
+
+def installed_harness() -> str:
+    """The installed ``harness`` console script (it does not put the current folder on sys.path,
+    unlike ``python -m harness.cli``)."""
+    script = Path(sys.executable).with_name("harness")
+    if not script.exists():
+        pytest.skip(f"no console script next to {sys.executable}")
+    return str(script)
+
+
+def test_a_harness_folder_in_the_current_folder_does_not_shadow_the_package(
+    tmp_path: Path,
+) -> None:
+    # A checkout has harness/ at its top but keeps the backends in backends/: a worker that
+    # imported the folder's copy instead of the installed package lost the built-in backends.
+    decoy = tmp_path / "harness"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('decoy harness/ of the current folder')\n")
+    argv = ["run", "--suite", "tiny", "--backend", "fake", "--dataset", "synthetic", "--quick"]
+    out = subprocess.run(
+        [installed_harness(), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    data = results(tmp_path)
+    assert data["cells"] and all(c["status"] == "ok" for c in data["cells"]), data["cells"]
+
+
+@pytest.mark.slow
+def test_the_quickstart_runs_in_the_checkout(tmp_path: Path) -> None:
+    # The README's Quickstart installs the package (not editable) and runs `harness` from the
+    # checkout's own folder.
+    pytest.importorskip("torch")
+    root = Path(__file__).resolve().parents[1]
+    argv = ["run", "--suite", "bn-vs-nobn", "--backend", "torch", "--quick", "--limit", "600"]
+    out = subprocess.run(
+        [installed_harness(), *argv, "--out", str(tmp_path / "out")],
+        cwd=root,
+        env={**os.environ, "HARNESS_STORE": str(tmp_path / "store.sqlite")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {c["variant"] for c in data["cells"]} == {"no-bn", "bn"}
+    assert all(c["status"] == "ok" for c in data["cells"]), [c["reason"] for c in data["cells"]]
