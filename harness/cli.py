@@ -111,7 +111,9 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", parser_class=Parser, required=True)
     _add_run(sub)
     report = sub.add_parser("report", help="rebuild a run's report from the store")
-    report.add_argument("run", nargs="?", default="latest", help="run id or 'latest'")
+    report.add_argument(
+        "run", nargs="?", default="latest", help="run id, 'latest', or a report's results.json"
+    )
     report.add_argument("--out")
     report.add_argument("--store")
     sub.add_parser("list", help="backends (with availability), suites and datasets")

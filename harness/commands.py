@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import datetime
 import functools
+import json
 import os
 import secrets
 import shlex
@@ -200,8 +201,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def dry_run(suite: str, cells: list[CellSpec], executor: str) -> int:
     """Print the cells a run would execute (everything already checked); store nothing."""
     backends = sorted({c.backend for c in cells})
-    print(f"harness: dry run of {suite}: {len(cells)} cells on {', '.join(backends)} "
-          f"with the {executor} executor; nothing run or stored")
+    print(
+        f"harness: dry run of {suite}: {len(cells)} cells on {', '.join(backends)} "
+        f"with the {executor} executor; nothing run or stored"
+    )
     for cell in cells:
         print(f"  {cell.cell_id}")
     return 0
@@ -269,21 +272,45 @@ def _resume_command(args: argparse.Namespace, run_id: str) -> str:
 
 def write_report(store: Store, run_id: str, out: str | None) -> Path:
     """Build the run's report folder from the store; print and return the report's path."""
+    run = store.run(run_id)
+    return _build(run, store.cells(run_id), out)
+
+
+def _build(run: dict[str, Any], cells: list[dict[str, Any]], out: str | None) -> Path:
     from harness.report import build_report
 
-    run = store.run(run_id)
     suite = get_plugins().suites.get(run["suite"])
-    folder = Path(out) if out else RUNS_DIR / run_id
+    folder = Path(out) if out else RUNS_DIR / run["run_id"]
     try:
-        path = build_report(run, store.cells(run_id), suite, folder)
+        path = build_report(run, cells, suite, folder)
     except OSError as exc:
         raise HarnessError(f"cannot write the report to {folder}: {exc.strerror or exc}") from None
     print(f"harness: report {path}")
     return path
 
 
+def report_from_json(path: Path, out: str | None) -> Path:
+    """Rebuild a report folder from a report's ``results.json`` (no results file needed)."""
+    from harness.report import from_results_json
+
+    try:
+        data = json.loads(path.read_text())
+        suite = get_plugins().suites.get(data["suite"])
+        run, cells = from_results_json(data, suite)
+    except HarnessError:
+        raise  # an unknown suite: names the valid ones
+    except OSError as exc:
+        raise HarnessError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(f"{path}: not a harness results.json ({exc!r})") from None
+    return _build(run, cells, out)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    """Rebuild a run's report folder from the store."""
+    """Rebuild a run's report folder from the store, or from a report's results.json."""
+    if args.run.endswith(".json"):
+        report_from_json(Path(args.run), args.out)
+        return 0
     store = Store(store_path(args.store), must_exist=True)
     run_id = store.latest_run_id() if args.run == "latest" else args.run
     write_report(store, run_id, args.out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,13 +54,15 @@ def _harness(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder whose store holds one small finished run (for `runs`, `report latest`)."""
+    """A folder whose store holds one small finished run (for `runs`, `report latest`), and a
+    copy of a reference report (for `report reports/NAME/results.json`)."""
     path = tmp_path_factory.mktemp("readme")
     done = _harness(
         ["run", "--suite", "bn-vs-nobn", "--backend", "fake", "--quick", "--dataset", "synthetic"],
         path,
     )
     assert done.returncode == 0, done.stderr
+    shutil.copytree(ROOT / "reports" / "bn-vs-nobn", path / "reports" / "bn-vs-nobn")
     return path
 
 

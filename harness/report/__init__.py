@@ -73,6 +73,29 @@ def results_json(ctx: ReportContext) -> dict[str, Any]:
     )
 
 
+def from_results_json(data: dict[str, Any], suite: Any) -> tuple[dict[str, Any], list[dict]]:
+    """The run and cells that :func:`results_json` wrote ``data`` from (inverse of it).
+
+    A cell's spec gets the suite's ``extra`` back; its artifacts folder is not in the JSON, so
+    sections that read artifact files (bn-numerics' per-step ``.npz``) say they are missing.
+    """
+    run = {key: data[key] for key in ("run_id", "suite", "status", "settings", "env")}
+    cells = []
+    for cell in data["cells"]:
+        settings = cell["settings"]
+        extra = {"point": settings.get("point", {}), **getattr(suite, "extra", {})}
+        spec = {key: settings[key] for key in ("model", "train", "data")}
+        cells.append(
+            {
+                **{key: cell[key] for key in ("cell_id", "backend", "device", "variant")},
+                **{key: cell[key] for key in ("status", "reason", "stderr_tail")},
+                "spec": {**spec, "extra": extra},
+                "result": {**cell["result"], "epochs": cell["epochs"]},
+            }
+        )
+    return run, cells
+
+
 def section(name: str) -> Callable[[ReportContext], str]:
     """Resolve a section name to its function."""
     return load_object(BUILTIN_SECTIONS.get(name, name))  # type: ignore[no-any-return]

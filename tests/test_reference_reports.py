@@ -1,0 +1,65 @@
+"""The reference reports in reports/ are the tool's output for the results.json beside them.
+
+Each report is rebuilt with ``harness report reports/NAME/results.json`` and must come out
+identical, so every number in it is the one in results.json and nothing was edited by hand.
+bn-numerics' trajectory section reads per-step ``.npz`` files that are not committed (tens of
+MB); its table is checked against the trajectory findings of results.json instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.commands import report_from_json
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = sorted(p.parent for p in (ROOT / "reports").glob("*/results.json"))
+TRAJECTORY = "## Trajectory check"
+
+
+def rebuilt(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Lines of the report rebuilt from ``folder``'s results.json, as the README says."""
+    monkeypatch.chdir(ROOT)  # the timing report names its benchmark JSON relative to it
+    monkeypatch.setenv("HARNESS_BENCHMARK_JSON", "reports/benchmarks/bench.json")
+    return report_from_json(folder / "results.json", str(tmp_path)).read_text().splitlines()
+
+
+def test_every_suite_has_a_reference_report() -> None:
+    names = {p.name for p in REPORTS}
+    assert {"bn-vs-nobn", "bn-numerics", "batch-size", "lr-sweep", "timing"} <= names
+    assert {"init-scale", "bn-placement", "ioffe2015", "batch-size-steps"} <= names
+
+
+@pytest.mark.parametrize("folder", REPORTS, ids=lambda p: p.name)
+def test_reference_report_is_rebuilt_identically_from_its_results_json(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = rebuilt(folder, tmp_path, monkeypatch)
+    old = (folder / "report.md").read_text().splitlines()
+    if folder.name == "bn-numerics":
+        old, new = (
+            [line for line in lines if not line.startswith("- **Trajectory**")]
+            for lines in (old, new)
+        )
+        old, new = old[: old.index(TRAJECTORY)], new[: new.index(TRAJECTORY)]
+    assert new == old
+    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", "\n".join(old)):
+        assert (folder / image).stat().st_size > 10_000, image
+
+
+def test_bn_numerics_trajectory_table_is_the_findings_of_its_results_json() -> None:
+    folder = ROOT / "reports" / "bn-numerics"
+    steps = json.loads((folder / "results.json").read_text())["findings"]["trajectory"]
+    steps = steps["divergence"]["steps"]
+    text = (folder / "report.md").read_text()
+    rows = [r for r in text[text.index(TRAJECTORY) :].splitlines() if re.match(r"\| \d+ ", r)]
+    assert len(rows) == len(steps) > 10
+    for row, step in zip(rows, steps):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert int(cells[0]) == step["step"]
+        assert cells[6] == f"{step['params']['rel']:.2e} {step['params']['group']}".strip()
+        assert cells[7] == f"{step['stats']['rel']:.2e} {step['stats']['group']}".strip()
