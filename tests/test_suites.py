@@ -24,7 +24,7 @@ from harness.sweep_tasks import batch_mode_accuracy, step_order
 HARNESS = [sys.executable, "-m", "harness.cli"]
 # suite: (cells per backend by default, epochs by default, cells with --quick, quick epochs)
 SIZES = {
-    "batch-size": (8 * 3 * 3, 3, 3 * 3, 1),
+    "batch-size": (8 * 3 * 3, 3, 3 * 3, 2),
     "batch-size-steps": (8 * 3 * 3, 5, 3 * 3, 2),
     "lr-sweep": (12 * 2 * 3, 3, 3 * 2, 1),
     "init-scale": (7 * 2 * 3, 3, 3 * 2, 1),

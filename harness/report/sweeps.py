@@ -151,7 +151,8 @@ def _table_intro(target: float, stepped: bool, batch_mode: bool) -> str:
         "above the target; a cell that never gets there counts as the budget + 1 round. "
         f"*s to {target:.0%}*: measured training seconds including the first round's "
         "compile/warm-up (cells that got there). *samples/s*: training throughput of the "
-        "steady-state rounds (median). *full-batch − eval*: validation accuracy in training "
+        "steady-state rounds (median; a cell of a single round has only its first, compile "
+        "included). *full-batch − eval*: validation accuracy in training "
         "mode, the whole validation set normalized as one batch, minus eval mode (running "
         "statistics); zero without BatchNorm."
     )
