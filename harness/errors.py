@@ -19,6 +19,10 @@ class UnknownNameError(HarnessError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, list[str]]]:
+        # Pickled (a Ray task's exception) with the arguments of __init__, not the message.
+        return type(self), (self.kind, self.name, self.valid)
+
 
 class UnavailableError(HarnessError):
     """A known component whose requirements are missing (with the install hint)."""

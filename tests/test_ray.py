@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from test_reliability import FAST, harness, one_line_error, runs, start, stored, wait_for
+from test_run import installed_harness
 
 from harness.plugins import get_plugins
 
@@ -230,3 +231,27 @@ def _check_resume(tmp_path: Path, run_id: str, err: str) -> None:
     assert sorted(c["status"] for c in cells) == ["ok", "ok"]
     assert {c["result"]["executor"] for c in cells} == {"ray"}
     assert runs(tmp_path / "s.sqlite")[0]["status"] == "finished"
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_harness_folder_in_the_current_folder_does_not_shadow_the_package_in_ray_tasks(
+    tmp_path: Path,
+) -> None:
+    """Ray puts the driver's current folder on its workers' sys.path: run from a checkout, a
+    task imported its harness/ (no built-in backends there) and every cell failed."""
+    decoy = tmp_path / "harness"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('decoy harness/ of the current folder')\n")
+    argv = ["run", "--suite", "tiny", "--backend", "fake", "--dataset", "synthetic", "--quick"]
+    out = subprocess.run(
+        [installed_harness(), *argv, "--store", "s.sqlite", "--executor", "ray"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    cells = stored(tmp_path / "s.sqlite")
+    assert cells and all(c["status"] == "ok" for c in cells), [c["reason"] for c in cells]
+    assert all(c["result"]["executor"] == "ray" for c in cells)

@@ -18,11 +18,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from harness import baselines
 from harness.errors import HarnessError, UnavailableError
 from harness.executors import needs
 from harness.executors.base import Executor, ExecutorOptions, Finish
@@ -54,6 +58,17 @@ def forwarded_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     names = {n for n in env if n.startswith("HARNESS_")}
     names |= {n.strip() for n in env.get(ENV_FORWARD, "").split(",") if n.strip()}
     return {n: env[n] for n in sorted(names) if n in env}
+
+
+def task_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """:func:`forwarded_env`, with the folders this process would search made absolute: tasks
+    run in a folder of their own (see :meth:`RayExecutor._init`), not in this one."""
+    env = forwarded_env(environ)
+    folders = [str(p.expanduser().resolve()) for p in baselines.search_path()]
+    env[baselines.ENV_VAR] = os.pathsep.join(dict.fromkeys(folders))
+    if env.get("HARNESS_DATA_DIR"):
+        env["HARNESS_DATA_DIR"] = str(Path(env["HARNESS_DATA_DIR"]).expanduser().resolve())
+    return env
 
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -95,6 +110,7 @@ class RayExecutor(Executor):
         self.ray = import_ray()
         self.address = options.address or os.environ.get("RAY_ADDRESS", "")
         self.owns = False
+        self.folder = ""  # the current folder of ray.init and of a local instance's workers
         self.cluster: dict[str, Any] = {}
         self.submitted: dict[Any, tuple[CellSpec, float]] = {}
 
@@ -113,10 +129,17 @@ class RayExecutor(Executor):
             )
 
     def _init(self) -> None:
+        """``ray.init`` from an empty folder of our own.
+
+        Ray puts the driver's current folder first on its workers' ``sys.path`` (and a local
+        instance's workers run in it). Run from a checkout, whose ``harness/`` holds no
+        ``harness/backends`` or ``harness/suites``, the tasks would import that copy instead
+        of the installed package and find no built-in backend.
+        """
         kwargs: dict[str, Any] = {
             "log_to_driver": False,
             "logging_level": logging.ERROR,
-            "runtime_env": {"env_vars": forwarded_env()},
+            "runtime_env": {"env_vars": task_env()},
         }
         if self.address:
             check_reachable(self.address)
@@ -124,7 +147,10 @@ class RayExecutor(Executor):
         else:  # as many CPUs as the local executor would use: any --threads fits
             cpus = max(os.cpu_count() or 1, self.options.threads)
             kwargs.update(address="local", num_cpus=cpus, include_dashboard=False)
+        self.folder = tempfile.mkdtemp(prefix="harness-ray-")
+        here = os.getcwd()
         try:
+            os.chdir(self.folder)
             self.ray.init(**kwargs)
         except Exception as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
@@ -133,6 +159,8 @@ class RayExecutor(Executor):
             if self.address and AUTH_MODE not in os.environ:
                 hint = f" (a cluster with token authentication needs {AUTH_MODE}=token)"
             raise HarnessError(f"cannot use {where}: {type(exc).__name__}: {first}{hint}") from None
+        finally:
+            os.chdir(here)
 
     def _cluster(self) -> dict[str, Any]:
         nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
@@ -213,3 +241,5 @@ class RayExecutor(Executor):
         """Shut down the local Ray instance, or disconnect from the cluster."""
         if self.owns and self.ray.is_initialized():
             self.ray.shutdown()
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
