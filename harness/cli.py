@@ -102,7 +102,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> Parser:
-    """The argument parser (sub-commands run, report, list, runs, data)."""
+    """The argument parser (sub-commands run, report, compare, list, runs, data)."""
     parser = Parser(
         prog="harness",
         description="Batch Normalization experiments on PyTorch, "
@@ -116,6 +116,11 @@ def build_parser() -> Parser:
     )
     report.add_argument("--out")
     report.add_argument("--store")
+    compare = sub.add_parser("compare", help="what changed between two runs (markdown)")
+    for name in ("a", "b"):
+        compare.add_argument(name, help="run id, 'latest', or a report's results.json")
+    compare.add_argument("--store")
+    compare.add_argument("--out", help="also write the markdown to this file")
     sub.add_parser("list", help="backends (with availability), suites and datasets")
     runs = sub.add_parser("runs", help="runs in the results file")
     runs.add_argument("--store")

@@ -289,21 +289,25 @@ def _build(run: dict[str, Any], cells: list[dict[str, Any]], out: str | None) ->
     return path
 
 
-def report_from_json(path: Path, out: str | None) -> Path:
-    """Rebuild a report folder from a report's ``results.json`` (no results file needed)."""
+def load_results_json(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run and cells a report's ``results.json`` holds."""
     from harness.report import from_results_json
 
     try:
         data = json.loads(path.read_text())
         suite = get_plugins().suites.get(data["suite"])
-        run, cells = from_results_json(data, suite)
+        return from_results_json(data, suite)
     except HarnessError:
         raise  # an unknown suite: names the valid ones
     except OSError as exc:
         raise HarnessError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"{path}: not a harness results.json ({exc!r})") from None
-    return _build(run, cells, out)
+
+
+def report_from_json(path: Path, out: str | None) -> Path:
+    """Rebuild a report folder from a report's ``results.json`` (no results file needed)."""
+    return _build(*load_results_json(path), out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -319,11 +323,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the chosen sub-command."""
-    from harness import listing
+    from harness import compare, listing
 
     handlers = {
         "run": cmd_run,
         "report": cmd_report,
+        "compare": compare.cmd_compare,
         "list": listing.cmd_list,
         "runs": listing.cmd_runs,
         "data": listing.cmd_data,

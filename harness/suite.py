@@ -65,9 +65,14 @@ class RunOptions:
 
 
 def _grid(suite: Suite, opts: RunOptions) -> dict[str, tuple[Any, ...]]:
+    """The sweep's axes; ``--lr``/``--batch-size`` narrow a swept axis to their one value
+    (otherwise the sweep would silently override them)."""
     grid = dict(suite.sweep)
     if opts.quick:
         grid.update({k: tuple(v) for k, v in suite.quick.items() if "." in k})
+    for key, value in (("train.lr", opts.lr), ("train.batch_size", opts.batch_size)):
+        if value is not None and key in grid:
+            grid[key] = (value,)
     return grid
 
 

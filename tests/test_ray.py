@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from test_reliability import FAST, harness, one_line_error, runs, start, stored, wait_for
-from test_run import installed_harness
+from test_run import installed_harness, plant_decoy
 
 from harness.plugins import get_plugins
 
@@ -240,9 +240,7 @@ def test_a_harness_folder_in_the_current_folder_does_not_shadow_the_package_in_r
 ) -> None:
     """Ray puts the driver's current folder on its workers' sys.path: run from a checkout, a
     task imported its harness/ (no built-in backends there) and every cell failed."""
-    decoy = tmp_path / "harness"
-    decoy.mkdir()
-    (decoy / "__init__.py").write_text("raise ImportError('decoy harness/ of the current folder')\n")
+    plant_decoy(tmp_path)
     argv = ["run", "--suite", "tiny", "--backend", "fake", "--dataset", "synthetic", "--quick"]
     out = subprocess.run(
         [installed_harness(), *argv, "--store", "s.sqlite", "--executor", "ray"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,14 +177,18 @@ def installed_harness() -> str:
     return str(script)
 
 
+def plant_decoy(folder: Path) -> None:
+    """A ``harness/`` package in ``folder`` that fails whoever imports it."""
+    (folder / "harness").mkdir()
+    (folder / "harness" / "__init__.py").write_text("raise ImportError('decoy harness/')\n")
+
+
 def test_a_harness_folder_in_the_current_folder_does_not_shadow_the_package(
     tmp_path: Path,
 ) -> None:
     # A checkout has harness/ at its top but keeps the backends in backends/: a worker that
     # imported the folder's copy instead of the installed package lost the built-in backends.
-    decoy = tmp_path / "harness"
-    decoy.mkdir()
-    (decoy / "__init__.py").write_text("raise ImportError('decoy harness/ of the current folder')\n")
+    plant_decoy(tmp_path)
     argv = ["run", "--suite", "tiny", "--backend", "fake", "--dataset", "synthetic", "--quick"]
     out = subprocess.run(
         [installed_harness(), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=300
@@ -212,3 +217,29 @@ def test_the_quickstart_runs_in_the_checkout(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert {c["variant"] for c in data["cells"]} == {"no-bn", "bn"}
     assert all(c["status"] == "ok" for c in data["cells"]), [c["reason"] for c in data["cells"]]
+
+
+def test_compare_shows_what_changed_between_two_runs(tmp_path: Path) -> None:
+    tiny = ("run", "--suite", "tiny", "--backend", "fake", "--dataset", "synthetic", "--quick")
+    for extra in ((), (), ("--batch-size", "25")):
+        assert harness(*tiny, "--seeds", "2", *extra, cwd=tmp_path).returncode == 0
+    first, second, third = (
+        json.loads(p.read_text())["run_id"]
+        for p in sorted(
+            (tmp_path / "reports" / "runs").glob("*/results.json"), key=lambda p: p.stat().st_mtime
+        )
+    )
+    same = harness("compare", first, second, cwd=tmp_path)
+    assert same.returncode == 0, same.stderr
+    assert "## Settings and environment that differ\n\nNone." in same.stdout
+    rows = [line for line in same.stdout.splitlines() if line.startswith("| fake ")]
+    assert len(rows) == 2 and all("| yes " in r and "| +0.00 " in r for r in rows), rows
+    results = tmp_path / "reports" / "runs" / third / "results.json"
+    other = harness("compare", first, str(results), "--out", "cmp.md", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    assert (tmp_path / "cmp.md").read_text() == other.stdout
+    assert re.search(r"^\| settings\.\S*batch_size +\| - +\| 25 ", other.stdout, re.M)
+    rows = [line for line in other.stdout.splitlines() if line.startswith("| fake ")]
+    assert len(rows) == 2 and all("| 0/2 seeds " in r for r in rows), rows
+    bad = harness("compare", first, "no-such-run", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and first in bad.stderr

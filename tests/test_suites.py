@@ -308,3 +308,16 @@ def test_quick_run_on_torch(tmp_path: Path, name: str) -> None:
     else:
         lrs = {c["settings"]["train"]["lr"]: c["status"] for c in data["cells"]}
         assert set(lrs) == {0.01, 1.0, 5.0}
+
+
+@pytest.mark.parametrize(
+    "name, option, key", [("lr-sweep", "lr", "lr"), ("batch-size", "batch_size", "batch_size")]
+)
+def test_an_option_on_a_swept_axis_narrows_the_sweep_to_its_value(
+    name: str, option: str, key: str
+) -> None:
+    cells = expand(suite(name), RunOptions(backends=("torch",), **{option: 64}), "run")
+    assert {getattr(c.train, key) for c in cells} == {64}
+    assert {c.extra["point"][f"train.{key}"] for c in cells} == {64}
+    assert all(f"/{key}=64/" in c.cell_id for c in cells)
+    assert len(cells) == len(suite(name).variants) * suite(name).seeds
