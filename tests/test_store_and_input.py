@@ -255,10 +255,12 @@ def test_backend_all_runs_the_rest_and_says_what_it_skipped(
     plugins = make_plugins(builtins=("harness.suites", "harness.data.plugin"), entry_points=False)
     assert plugins.backends.names() == ["fake", "ghost"]
     monkeypatch.setattr(commands, "get_plugins", lambda: plugins)
-    argv = ["run", "--suite", "tiny", "--dataset", "synthetic", "--quick", "--no-report"]
+    argv = ["run", "--suite", "tiny", "--dataset", "synthetic", "--quick", "--out", "rep"]
     assert cli.main([*argv, "--backend", "all", "--store", "s.sqlite"]) == 0
     err = capsys.readouterr().err
     assert "harness: skipping backend 'ghost' needs ghost_framework" in err
     assert {c["backend"] for c in stored(tmp_path / "s.sqlite")} == {"fake"}
     (run,) = runs(tmp_path / "s.sqlite")
     assert any("skipping backend 'ghost'" in n for n in json.loads(run["settings"])["notes"])
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "- **Note**: skipping backend 'ghost' needs ghost_framework" in report

@@ -39,6 +39,10 @@ def header(ctx: ReportContext) -> str:
         note = ds.get("note") or settings.get("data", {}).get("note")
         if note:
             lines.append(f"- **Note**: {note}")
+    shown = {ds.get("note"), settings.get("data", {}).get("note")}
+    for other in settings.get("notes", []):  # e.g. backends of --backend all not installed
+        if other not in shown:
+            lines.append(f"- **Note**: {other}")
     if first:
         m, t = first["model"], first["train"]
         sizes = "-".join(str(s) for s in m["hidden_sizes"])
