@@ -21,7 +21,7 @@ from harness.errors import HarnessError
 from harness.plugins import get_plugins
 from harness.report.context import ReportContext, series
 from harness.report.sections import summary_rows
-from harness.report.stats import Summary
+from harness.report.stats import Summary, group
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]
 METRICS = ("train_loss", "val_loss", "val_acc")
@@ -159,10 +159,8 @@ def _key(row: dict[str, Any]) -> tuple[str, str, str, str]:
     return (row["backend"], row["device"], row["variant"], row["point"])
 
 
-def _members(cells: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], list[dict]]:
-    from harness.report.stats import group
-
-    return group(cells, "backend", "device", "variant", "point")  # type: ignore[return-value]
+def _members(cells: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    return group(cells, "backend", "device", "variant", "point")
 
 
 HEADERS = [
