@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import platform
 import subprocess
@@ -30,6 +31,7 @@ THREAD_VARS = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
+WAIT_POLICY = "OMP_WAIT_POLICY"
 
 
 def cpu_model() -> str:
@@ -57,6 +59,14 @@ def git_commit(cwd: str | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (NaN where the OS does not say)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return math.nan
 
 
 def package_versions() -> dict[str, str]:
@@ -93,15 +103,19 @@ def capture(threads: int) -> dict[str, Any]:
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    """Thread variables set identically for every backend's worker.
+    """Thread variables set identically for every backend's worker: the thread counts, plus
+    ``OMP_WAIT_POLICY`` when the caller's environment sets it (else OpenMP's default).
 
-    Thread counts, plus ``OMP_WAIT_POLICY=PASSIVE`` unless the caller's environment sets it:
-    OpenMP threads that finish a parallel region sleep instead of spinning. On a CPU shared
-    with other work, spinning threads wait for descheduled ones: torch (libgomp) measured
-    ~20 s per 4,000-sample epoch at batch 32 spinning against 0.34 s passive, and a GEMM rate
-    of 1.2 against 34 GFLOP/s, on this project's 2-core VM under load (FACTS.md's "OpenMP
-    thread wake-up" variance). TensorFlow and XLA use their own thread pools and ignore it.
+    The policy decides what torch's libgomp threads do between parallel regions; TensorFlow
+    and XLA use their own pools and ignore it. Measured on the 2-core VM, timing suite, torch,
+    4,000 samples: ``PASSIVE`` (sleep at once) made epochs 2.0-2.4x slower on a quiet machine
+    (batch 128: 0.116 s against 0.058 s without BN, 0.160 s against 0.068 s with BN) and
+    inflated BN's cost from 1.17x to 1.38x; OpenMP's default (spin briefly, then sleep) ran
+    as fast as ``ACTIVE``. On a CPU shared with other work, spinning threads wait for
+    descheduled ones instead (~20 s against 0.34 s per epoch at batch 32, seen under load):
+    there, set ``OMP_WAIT_POLICY=PASSIVE``; the timing report shows the policy in use.
     """
     env = {var: str(threads) for var in THREAD_VARS}
-    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    if os.environ.get(WAIT_POLICY):
+        env[WAIT_POLICY] = os.environ[WAIT_POLICY]
     return env

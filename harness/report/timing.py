@@ -13,6 +13,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.environment import WAIT_POLICY
 from harness.report.context import ReportContext
 from harness.report.stats import Spread, paired_ratios, spread
 from harness.roofline import roofline_seconds
@@ -281,8 +282,19 @@ def thread_line(cells: list[Cell]) -> str:
         seen.setdefault(_where(cell), str(threads))
     text = ", ".join(f"`{name}` {threads}" for name, threads in seen.items())
     env = cells[0]["result"].get("thread_env", {})
-    shown = ", ".join(f"`{k}={v}`" for k, v in env.items() if v)
-    return f"Intra-op threads per worker: {text}. Worker thread environment: {shown or 'n/a'}."
+    shown = [f"`{k}={v}`" for k, v in env.items() if v]
+    if WAIT_POLICY in env and not env[WAIT_POLICY]:
+        shown.append(f"`{WAIT_POLICY}` unset (OpenMP's default: spin briefly, then sleep)")
+    line = f"Intra-op threads per worker: {text}. Worker thread environment: "
+    line += ", ".join(shown) or "n/a"
+    loads = [c["result"]["load_1m"] for c in cells if isinstance(c["result"].get("load_1m"), float)]
+    if loads:
+        line += (
+            f". The machine's 1-minute load average when a cell started: {min(loads):.2f} to "
+            f"{max(loads):.2f} (other work on the cores slows the clocks; with spinning OpenMP "
+            f"threads, torch most of all: `{WAIT_POLICY}=PASSIVE` is the remedy)"
+        )
+    return line + "."
 
 
 def _record(ctx: ReportContext, cells: list[Cell]) -> None:
