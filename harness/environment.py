@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +62,35 @@ def git_commit(cwd: str | None = None) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def load_average() -> float:
-    """The machine's 1-minute load average (NaN where the OS does not say)."""
+def machine_cpu_seconds() -> tuple[float, float]:
+    """``(busy, total)`` CPU seconds of all cores since boot, steal time counted busy (Linux
+    ``/proc/stat``; NaN elsewhere)."""
     try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return math.nan
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+        ticks = [int(v) for v in fields]
+        hz = float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    total = sum(ticks)
+    return (total - ticks[3] - ticks[4]) / hz, total / hz  # idle and iowait are not busy
+
+
+class OtherLoad:
+    """The share of the machine's CPU that other processes used since this was made: what a
+    timing shares its cores with (this process's own threads are not counted)."""
+
+    def __init__(self) -> None:
+        """Start counting now."""
+        self.busy, self.total = machine_cpu_seconds()
+        self.own = time.process_time()
+
+    def share(self) -> float:
+        """Other processes' CPU seconds over all cores' seconds since the start (0..1)."""
+        busy, total = machine_cpu_seconds()
+        own = time.process_time() - self.own
+        if not total > self.total:
+            return math.nan
+        return max(0.0, (busy - self.busy - own) / (total - self.total))
 
 
 def package_versions() -> dict[str, str]:

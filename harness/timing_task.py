@@ -29,7 +29,7 @@ import numpy as np
 from harness import baselines
 from harness.backend import Backend, EpochMetrics, TrainData
 from harness.data import Dataset
-from harness.environment import THREAD_VARS, WAIT_POLICY, load_average
+from harness.environment import THREAD_VARS, WAIT_POLICY, OtherLoad
 from harness.initializers import batch_order, canonical_params
 from harness.roofline import eval_flops, train_shapes, train_step_flops
 from harness.specs import CellSpec, ModelSpec, TrainSpec, replace
@@ -195,7 +195,7 @@ def time_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
     spec, bs = model_for(cell, data), cell.train.batch_size
     rounds, warmup = cell.train.epochs, int(cell.extra.get("warmup", 1))
     repeats = int(cell.extra.get("gemm_repeats", 5))
-    rss_start, load_start = peak_rss_mb(), load_average()
+    rss_start, others = peak_rss_mb(), OtherLoad()
     made = make_loops(backend, cell, data, rounds + warmup + 1)
     gc.collect()
     loops: list[Loop] = made["loops"]
@@ -227,7 +227,7 @@ def time_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
             "shapes": [list(s) for s in train_shapes(spec, bs)],
         },
         "thread_env": {key: os.environ.get(key, "") for key in (*THREAD_VARS, WAIT_POLICY)},
-        "load_1m": load_start,
+        "others_cpu_share": others.share(),
         "peak_rss_mb": peak_rss_mb(),
         "peak_rss_before_mb": rss_start,
         "epochs": [m.to_dict() for m in loops[0].history],

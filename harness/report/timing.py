@@ -287,12 +287,13 @@ def thread_line(cells: list[Cell]) -> str:
         shown.append(f"`{WAIT_POLICY}` unset (OpenMP's default: spin briefly, then sleep)")
     line = f"Intra-op threads per worker: {text}. Worker thread environment: "
     line += ", ".join(shown) or "n/a"
-    loads = [c["result"]["load_1m"] for c in cells if isinstance(c["result"].get("load_1m"), float)]
-    if loads:
+    shares = [c["result"].get("others_cpu_share") for c in cells]
+    finite = [v for v in shares if isinstance(v, float) and math.isfinite(v)]
+    if finite:
         line += (
-            f". The machine's 1-minute load average when a cell started: {min(loads):.2f} to "
-            f"{max(loads):.2f} (other work on the cores slows the clocks; with spinning OpenMP "
-            f"threads, torch most of all: `{WAIT_POLICY}=PASSIVE` is the remedy)"
+            f". Other processes used {min(finite):.1%} to {max(finite):.1%} of the machine's CPU "
+            "while a cell ran (work sharing the cores slows every clock, torch's spinning "
+            f"OpenMP threads most: on a busy machine set `{WAIT_POLICY}=PASSIVE`)"
         )
     return line + "."
 
