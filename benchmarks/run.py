@@ -49,17 +49,10 @@ def run_backend(name: str, out: Path, threads: int, extra: list[str]) -> int:
     info = get_plugins().backends.get(name)
     env = {**os.environ, **thread_env(threads), **info.worker_env}
     env["HARNESS_BENCH_THREADS"] = str(threads)
-    cmd = module_command(
-        "pytest",
-        str(ROOT / "benchmarks"),
-        "--bench-backend",
-        name,
-        f"--benchmark-json={out}",
-        "-p",
-        "no:cacheprovider",
-        *extra,
-    )
-    print("+ python -m", " ".join(cmd[3:]), flush=True)
+    args = [str(ROOT / "benchmarks"), "--bench-backend", name, f"--benchmark-json={out}"]
+    args += ["-p", "no:cacheprovider", *extra]
+    print("+ python -m pytest", " ".join(args), flush=True)
+    cmd = module_command("pytest", *args)
     return subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
 
 

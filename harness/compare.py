@@ -20,7 +20,7 @@ from tabulate import tabulate
 from harness.errors import HarnessError
 from harness.plugins import get_plugins
 from harness.report.context import ReportContext, series
-from harness.report.sections import summary_rows
+from harness.report.sections import backend_versions, summary_rows
 from harness.report.stats import Summary, group
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -50,16 +50,6 @@ def flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def versions(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """Framework versions per backend/device, from the first cell that reported them."""
-    out: dict[str, Any] = {}
-    for cell in cells:
-        key = f"{cell['backend']}/{cell['device']}"
-        if cell["result"].get("versions") and key not in out:
-            out[key] = cell["result"]["versions"]
-    return out
-
-
 def differences(a: Run, b: Run) -> list[list[str]]:
     """Rows ``[what, A, B]`` for every setting, environment entry and version that differs."""
     sides = []
@@ -68,7 +58,7 @@ def differences(a: Run, b: Run) -> list[list[str]]:
         sides.append(
             {
                 **flat({"suite": run["suite"], "settings": run["settings"]}),
-                **flat({"env": env, "versions": versions(cells)}),
+                **flat({"env": env, "versions": backend_versions(cells)}),
             }
         )
     keys = sorted(set(sides[0]) | set(sides[1]))

@@ -66,16 +66,18 @@ def header(ctx: ReportContext) -> str:
         f"{env.get('cores')} cores, {env.get('threads')} threads per worker, "
         f"git `{env.get('git_commit', '')[:12] or 'n/a'}`."
     )
-    for backend, versions in _versions(ctx).items():
+    for backend, versions in backend_versions(ctx.cells).items():
         detail = ", ".join(f"{k} {v}" for k, v in versions.items())
         lines.append(f"  - `{backend}`: {detail}")
     lines += executor_lines(ctx)
     return "\n".join(lines)
 
 
-def _versions(ctx: ReportContext) -> dict[str, dict[str, str]]:
+def backend_versions(cells: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per ``backend/device``: the framework versions and worker environment the first cell
+    that reported them gave."""
     out: dict[str, dict[str, str]] = {}
-    for cell in ctx.cells:
+    for cell in cells:
         key = f"{cell['backend']}/{cell['device']}"
         if cell["result"].get("versions") and key not in out:
             out[key] = {**cell["result"]["versions"], **cell["result"].get("worker_env", {})}
