@@ -1,35 +1,68 @@
-"""The BatchNorm claims, evaluated from stored cell results: measurement, intervals, verdict.
+"""The BatchNorm claims, evaluated from stored cell results: measurement, difference, verdict.
 
 A claim function takes the run's cells (the store's dicts) and the suite and returns one
-:class:`ClaimResult` per backend/device. Per-seed measurements are summarized as mean ± sd with a
-95% t-interval; a difference counts as resolved only when the two intervals do not overlap, so
-the verdict is ``supported`` (resolved in the claimed direction), ``not supported`` (resolved the
-other way) or ``unresolved`` (overlapping intervals, one seed, or no data). Variant names come
-from ``suite.extra["roles"]`` (defaults in :data:`ROLES`); which claims a suite makes, from
+:class:`ClaimResult` per backend/device. Each claim compares two arms (BN vs no BN, ...) through
+a per-seed metric; the verdict comes from the 95% interval of the *difference* of the arms
+(:func:`harness.stats.difference`): paired by seed when a seed fixes both arms' initial weights
+and batch order, Welch's otherwise, a bootstrap for counts. ``supported`` when the interval
+excludes 0 in the claimed direction, ``contradicted`` when it excludes 0 the other way,
+``unresolved`` otherwise (and with fewer than 2 seeds). Variant names come from
+``suite.extra["roles"]`` (defaults in :data:`ROLES`); which claims a suite makes, from
 ``suite.extra["claims"]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.report.context import final, series
-from harness.report.stats import Summary, cell_key, group, summarize
+from harness.cells import Cell, cell_key, final, group, series
+from harness.stats import Difference, Summary, difference, holm, summarize, t_quantile
 
-SUPPORTED, NOT_SUPPORTED, UNRESOLVED = "supported", "not supported", "unresolved"
+SUPPORTED, CONTRADICTED, UNRESOLVED = "supported", "contradicted", "unresolved"
+NOT_SUPPORTED = CONTRADICTED  # the earlier name of the verdict
 ROLES = {"bn": "bn", "no_bn": "no-bn", "layernorm": "layernorm", "bn_after": "bn-after"}
-Cell = dict[str, Any]
 PerSeed = Callable[[list[Cell]], float]
 Side = tuple[str, Callable[[Cell], bool]]
 Show = Callable[[Summary], str]
 
 
 @dataclass(frozen=True)
+class Scale:
+    """How a claim's metric is shown: multiplied by ``factor``, in ``unit``, with ``fmt``."""
+
+    factor: float = 1.0
+    unit: str = ""
+    fmt: str = ".3f"
+    counts: bool = False
+    """Counts or censored ranks: the difference gets a bootstrap interval, never a t-interval."""
+
+    def num(self, value: float, signed: bool = False) -> str:
+        """``value`` in this unit (``-`` for NaN, ``±inf`` spelled out)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        if math.isinf(value):
+            return "−∞" if value < 0 else "+∞"
+        text = f"{value * self.factor:{'+' if signed else ''}{self.fmt}}"
+        return text.replace("-", "−")
+
+
+PP = Scale(100.0, "pp", ".2f")
+"""Accuracy in percent; differences of accuracies in percentage points."""
+
+
+@dataclass(frozen=True)
 class ClaimResult:
-    """One claim on one backend/device: what was measured, the numbers and the verdict."""
+    """One claim on one backend/device: what was measured, the difference and the verdict.
+
+    ``diff`` is :meth:`harness.stats.Difference.to_dict` of side 0 minus side 1 (in the metric's
+    own units; ``unit``/``factor`` say how it is shown). ``verdict`` is ``own_verdict`` (from this
+    backend's interval) unless the backends agree within noise and their own verdicts split,
+    when every backend gets the verdict of the pooled per-seed difference (``pooled``).
+    """
 
     claim: str
     where: str
@@ -37,29 +70,65 @@ class ClaimResult:
     measurement: str
     verdict: str
     numbers: dict[str, Any] = field(default_factory=dict)
+    diff: dict[str, Any] = field(default_factory=dict)
+    unit: str = ""
+    factor: float = 1.0
+    own_verdict: str = ""
+    pooled: dict[str, Any] = field(default_factory=dict)
+    p_holm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return asdict(self)
 
 
-def compare(claimed: Summary, other: Summary, claimed_higher: bool) -> str:
-    """Verdict for "``claimed`` is higher (or lower) than ``other``" from their 95% intervals."""
-    if claimed.n == 0 or other.n == 0 or claimed.overlaps(other):
+def verdict_of(d: Difference, claimed_higher: bool) -> str:
+    """Verdict for "side 0 is higher (or lower) than side 1" from the interval of a − b."""
+    if not d.resolved:
         return UNRESOLVED
-    return SUPPORTED if (claimed.mean > other.mean) == claimed_higher else NOT_SUPPORTED
+    return SUPPORTED if (d.lo > 0) == claimed_higher else CONTRADICTED
+
+
+def compare(claimed: Summary, other: Summary, claimed_higher: bool) -> str:
+    """Verdict from two arms' summaries alone (Welch's interval rebuilt from mean, sd and n)."""
+    if claimed.n < 2 or other.n < 2:
+        return UNRESOLVED
+
+    va, vb = claimed.sd**2 / claimed.n, other.sd**2 / other.n
+    diff = claimed.mean - other.mean
+    if va + vb == 0:
+        lo = hi = diff
+    else:
+        df = (va + vb) ** 2 / (va**2 / (claimed.n - 1) + vb**2 / (other.n - 1))
+        half = t_quantile(df) * math.sqrt(va + vb)
+        lo, hi = diff - half, diff + half
+    return verdict_of(Difference(diff, lo, hi, claimed.n, other.n, "welch"), claimed_higher)
 
 
 def describe(s: Summary, fmt: str = ".3f", scale: float = 1.0) -> str:
-    """``mean ± sd [lo, hi] (n=N)``; a single value has no interval; no value prints ``-``."""
+    """``mean ± sd (n=N)``; a single value has no sd; no value prints ``-``."""
     if s.n == 0:
         return "- (n=0)"
     if s.n == 1:
         return f"{s.mean * scale:{fmt}} (n=1)"
-    return (
-        f"{s.mean * scale:{fmt}} ± {s.sd * scale:{fmt}} "
-        f"[{s.lo * scale:{fmt}}, {s.hi * scale:{fmt}}] (n={s.n})"
-    )
+    return f"{s.mean * scale:{fmt}} ± {s.sd * scale:{fmt}} (n={s.n})"
+
+
+def describe_diff(d: Difference, scale: Scale) -> str:
+    """``Δ +2.10 pp [+1.50, +2.70] (paired-t, effect d_z 3.2)``, and the seeds a tie would need."""
+    unit = f" {scale.unit}" if scale.unit else ""
+    if not math.isfinite(d.diff):
+        return "Δ - (no data)"
+    text = f"Δ {scale.num(d.diff, True)}{unit} [{scale.num(d.lo, True)}, {scale.num(d.hi, True)}]"
+    name = "d_z" if d.method.startswith("paired") else "d"
+    effect = f", {name} {d.effect:.2f}".replace("-", "−") if math.isfinite(d.effect) else ""
+    text += f" ({d.method}{effect})"
+    if not d.resolved:
+        if d.n_a < 2 or d.n_b < 2:
+            text += "; needs 2+ seeds"
+        elif d.seeds_needed:
+            text += f"; ~{d.seeds_needed} seeds would resolve it at 80% power"
+    return text
 
 
 def by_backend(cells: list[Cell]) -> dict[str, list[Cell]]:
@@ -117,10 +186,26 @@ def train_val_gap(cell: Cell) -> float:
     return final(cell, "train_acc") - final_acc(cell)
 
 
+def seed_values(
+    cells: Iterable[Cell], keep: Callable[[Cell], bool], fn: PerSeed
+) -> dict[Any, float]:
+    """Per seed, ``fn(that seed's cells)`` over the cells ``keep`` selects."""
+    chosen = [c for c in cells if keep(c)]
+    return {seed[0]: fn(members) for seed, members in group(chosen, "seed").items()}
+
+
 def per_seed(cells: Iterable[Cell], keep: Callable[[Cell], bool], fn: PerSeed) -> Summary:
     """Summary over seeds of ``fn(that seed's cells)``, for the cells ``keep`` selects."""
-    chosen = [c for c in cells if keep(c)]
-    return summarize(fn(members) for members in group(chosen, "seed").values())
+    return summarize(seed_values(cells, keep, fn).values())
+
+
+def _arms(
+    a: dict[Any, float], b: dict[Any, float], paired: bool
+) -> tuple[list[float], list[float]]:
+    if paired:
+        seeds = [s for s in a if s in b]
+        return [a[s] for s in seeds], [b[s] for s in seeds]
+    return list(a.values()), list(b.values())
 
 
 def versus(
@@ -130,17 +215,120 @@ def versus(
     metric: PerSeed,
     sides: tuple[Side, Side],
     claimed_higher: bool,
-    show: Show = describe,
+    scale: Scale = Scale(),
+    paired: bool = True,
+    show: Show | None = None,
 ) -> list[ClaimResult]:
-    """Claim "side 0 has a higher (or lower) per-seed ``metric`` than side 1", per backend."""
-    out = []
+    """Claim "side 0 has a higher (or lower) per-seed ``metric`` than side 1", per backend.
+
+    ``paired``: the two sides share seeds, and a seed fixes both sides' initial weights and batch
+    order, so the verdict uses the interval of the per-seed differences; else Welch's interval.
+    Backends whose per-seed differences agree within the seed-to-seed noise but whose own
+    verdicts split get the verdict of the pooled difference (see :func:`reconcile`).
+    """
+    out, per_backend = [], {}
+    (label_a, keep_a), (label_b, keep_b) = sides
     for name, members in by_backend(cells).items():
-        (label_a, keep_a), (label_b, keep_b) = sides
-        a, b = per_seed(members, keep_a, metric), per_seed(members, keep_b, metric)
-        text = f"{label_a} {show(a)} vs {label_b} {show(b)}"
-        numbers = {label_a: asdict(a), label_b: asdict(b)}
-        verdict = compare(a, b, claimed_higher)
-        out.append(ClaimResult(claim, name, what, text, verdict, numbers))
+        va, vb = seed_values(members, keep_a, metric), seed_values(members, keep_b, metric)
+        sa, sb = summarize(va.values()), summarize(vb.values())
+        xa, xb = _arms(va, vb, paired)
+        d = difference(xa, xb, paired=paired, counts=scale.counts)
+        per_backend[name] = (va, vb)
+        arm = show or (lambda s: describe(s, scale.fmt, scale.factor))
+        text = f"{label_a} {arm(sa)} vs {label_b} {arm(sb)}; {describe_diff(d, scale)}"
+        numbers = {label_a: asdict(sa), label_b: asdict(sb)}
+        verdict = verdict_of(d, claimed_higher)
+        out.append(
+            ClaimResult(
+                claim,
+                name,
+                what,
+                text,
+                verdict,
+                numbers,
+                d.to_dict(),
+                scale.unit,
+                scale.factor,
+                verdict,
+            )
+        )
+    return reconcile(out, per_backend, claimed_higher, scale, paired)
+
+
+def _device(where: str) -> str:
+    return where.rsplit("/", 1)[-1]
+
+
+def agree_within_noise(a: list[float], b: list[float], scale: Scale) -> bool:
+    """Two backends' per-seed differences agree within noise: Welch's interval of their means
+    (seed-to-seed spread as the noise, pairing ignored on purpose) contains 0."""
+    d = difference(a, b, paired=False, counts=scale.counts)
+    return math.isfinite(d.diff) and not d.resolved and d.n_a >= 2 and d.n_b >= 2
+
+
+def reconcile(
+    results: list[ClaimResult],
+    per_backend: dict[str, tuple[dict[Any, float], dict[Any, float]]],
+    claimed_higher: bool,
+    scale: Scale,
+    paired: bool,
+) -> list[ClaimResult]:
+    """One verdict for backends (on one device) that agree within noise but split verdicts.
+
+    Every backend measures the same seeds (same weights, same batches), so its per-seed
+    differences are repeated measurements of the same experimental units. When every pair of
+    backends on a device agrees within noise (:func:`agree_within_noise`) and their own verdicts
+    differ, the verdict of all of them comes from the per-seed mean over backends (n = seeds, so
+    no seed is counted twice); each keeps its own interval and ``own_verdict``.
+    """
+    out = list(results)
+    for device in dict.fromkeys(_device(r.where) for r in results):
+        idx = [i for i, r in enumerate(results) if _device(r.where) == device]
+        if len(idx) < 2 or len({results[i].own_verdict for i in idx}) < 2:
+            continue
+        diffs = {}
+        for i in idx:
+            va, vb = per_backend[results[i].where]
+            if paired:
+                diffs[results[i].where] = {s: va[s] - vb[s] for s in va if s in vb}
+            else:
+                diffs[results[i].where] = {}
+        if not paired or not all(diffs.values()):
+            continue
+        names = list(diffs)
+        agree = all(
+            agree_within_noise(list(diffs[x].values()), list(diffs[y].values()), scale)
+            for n, x in enumerate(names)
+            for y in names[n + 1 :]
+        )
+        if not agree:
+            continue
+        seeds = sorted(set.intersection(*(set(d) for d in diffs.values())), key=str)
+        per_seed_mean = [
+            sum(diffs[w][s] for w in names) / len(names)
+            for s in seeds
+            if all(math.isfinite(diffs[w][s]) for w in names)
+        ]
+        pooled = difference(
+            per_seed_mean, [0.0] * len(per_seed_mean), paired=True, counts=scale.counts
+        )
+        verdict = verdict_of(pooled, claimed_higher)
+        info = {**pooled.to_dict(), "backends": names, "text": describe_diff(pooled, scale)}
+        for i in idx:
+            r = results[i]
+            out[i] = ClaimResult(
+                r.claim,
+                r.where,
+                r.what,
+                r.measurement,
+                verdict,
+                r.numbers,
+                r.diff,
+                r.unit,
+                r.factor,
+                r.own_verdict,
+                info,
+            )
     return out
 
 
@@ -181,31 +369,32 @@ def bn_faster(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     fn = steps_to_target if stepped else rounds_to_target
     unit = "steps" if stepped else "epochs"
     what = f"{unit} to {target:.0%} val acc (never reached counts as the budget + 1 round)"
-    sides, show = pair(suite, "bn", "no_bn"), lambda s: describe(s, ".1f")
     metric = mean_of(lambda c: fn(c, target))
-    return versus(cells, "BN converges faster", what, metric, sides, False, show)
+    scale = Scale(1.0, unit, ".1f" if not stepped else ".0f", counts=True)
+    return versus(
+        cells, "BN converges faster", what, metric, pair(suite, "bn", "no_bn"), False, scale
+    )
 
 
 def bn_more_accurate(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     """BN reaches a higher final validation accuracy."""
     sides = pair(suite, "bn", "no_bn")
-    return versus(
-        cells, "BN reaches higher accuracy", "final val acc", mean_of(final_acc), sides, True
-    )
+    what = "final val acc (%)"
+    return versus(cells, "BN reaches higher accuracy", what, mean_of(final_acc), sides, True, PP)
 
 
 def bn_regularizes(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     """BN regularizes: a smaller gap between training and validation accuracy."""
-    what = "final train acc (train mode, over the last epoch) − val acc"
+    what = "final train acc (train mode, over the last epoch) − val acc (pp)"
     sides = pair(suite, "bn", "no_bn")
-    return versus(cells, "BN regularizes", what, mean_of(train_val_gap), sides, False)
+    return versus(cells, "BN regularizes", what, mean_of(train_val_gap), sides, False, PP)
 
 
 def placement(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     """BN before the activation (the paper's placement) beats BN after it (final val acc)."""
     claim = "BN before the activation beats BN after it"
     sides = pair(suite, "bn", "bn_after")
-    return versus(cells, claim, "final val acc", mean_of(final_acc), sides, True)
+    return versus(cells, claim, "final val acc (%)", mean_of(final_acc), sides, True, PP)
 
 
 def _batch(size: Any, keep: Callable[[Cell], bool] = lambda c: True) -> Side:
@@ -217,8 +406,9 @@ def small_batch_accuracy(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     smallest = min((cell_key(c, "train.batch_size") for c in cells), default=None)
     chosen = [c for c in cells if _batch(smallest)[1](c)]
     claim = "BN suffers at small batch (vs LayerNorm)"
-    what = f"final val acc at batch {smallest}"
-    return versus(chosen, claim, what, mean_of(final_acc), pair(suite, "bn", "layernorm"), False)
+    what = f"final val acc at batch {smallest} (%)"
+    sides = pair(suite, "bn", "layernorm")
+    return versus(chosen, claim, what, mean_of(final_acc), sides, False, PP)
 
 
 def small_batch_gap(cells: list[Cell], suite: Any) -> list[ClaimResult]:
@@ -228,11 +418,13 @@ def small_batch_gap(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     sides = (_batch(sizes[0], is_bn), _batch(sizes[-1], is_bn))
     what = (
         f"{bn}: |val acc in train mode with batches of the training size − val acc in "
-        "eval mode (running statistics)| (signed in the table above: negative = eval mode better)"
+        "eval mode (running statistics)| in pp (signed in the table above: negative = eval mode "
+        "better)"
     )
     claim = "BN's train and eval modes disagree at small batch"
     metric = mean_of(lambda c: abs(batch_mode_gap(c)))
-    return versus(cells, claim, what, metric, sides, True)
+    # Different batch sizes draw different batch orders: the arms are not paired.
+    return versus(cells, claim, what, metric, sides, True, PP, paired=False)
 
 
 def stable_lrs(members: list[Cell], threshold: float) -> list[float]:
@@ -261,9 +453,14 @@ def higher_lr(cells: list[Cell], suite: Any) -> list[ClaimResult]:
         stable = stable_lrs(members, threshold)
         return math.log10(max(stable)) if stable else math.nan
 
-    what = f"largest stable lr (no NaN/inf, final val acc ≥ {threshold:.0%})"
+    what = (
+        f"largest stable lr (no NaN/inf, final val acc ≥ {threshold:.0%}); the difference in "
+        "decades (log10 units)"
+    )
     claim = "BN tolerates higher learning rates"
-    return versus(cells, claim, what, metric, pair(suite, "bn", "no_bn"), True, describe_log)
+    scale = Scale(1.0, "decades", ".2f", counts=True)  # grid points: a bootstrap interval
+    sides = pair(suite, "bn", "no_bn")
+    return versus(cells, claim, what, metric, sides, True, scale, show=describe_log)
 
 
 def wider_lr_range(cells: list[Cell], suite: Any) -> list[ClaimResult]:
@@ -275,9 +472,8 @@ def wider_lr_range(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     )
     claim = "BN trains well over a wider range of learning rates"
     metric = lambda m: float(len(stable_lrs(m, threshold)))  # noqa: E731
-    return versus(
-        cells, claim, what, metric, pair(suite, "bn", "no_bn"), True, lambda s: describe(s, ".1f")
-    )
+    scale = Scale(1.0, "lrs", ".1f", counts=True)
+    return versus(cells, claim, what, metric, pair(suite, "bn", "no_bn"), True, scale)
 
 
 def accuracy_spread(members: list[Cell]) -> float:
@@ -293,9 +489,11 @@ def accuracy_spread(members: list[Cell]) -> float:
 def init_insensitive(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     """BN makes training less sensitive to the init: spread of final acc across init scales."""
     scales = sorted({cell_key(c, sweep_key(suite) or "model.init_scale") for c in cells}) or [1]
-    what = f"spread (max − min) of final val acc across init scales {scales[0]:g}..{scales[-1]:g}"
+    what = (
+        f"spread (max − min) of final val acc across init scales {scales[0]:g}..{scales[-1]:g} (pp)"
+    )
     claim = "BN makes training less sensitive to init"
-    return versus(cells, claim, what, accuracy_spread, pair(suite, "bn", "no_bn"), False)
+    return versus(cells, claim, what, accuracy_spread, pair(suite, "bn", "no_bn"), False, PP)
 
 
 def input_drift(cell: Cell) -> float:
@@ -320,9 +518,8 @@ def stable_inputs(cells: list[Cell], suite: Any) -> list[ClaimResult]:
     what = "drift of the sigmoid-input median over training, in 15–85th-percentile widths"
     claim = "BN stabilizes the sigmoid input distribution"
     sides = pair(suite, "bn", "no_bn")
-    return versus(
-        cells, claim, what, mean_of(input_drift), sides, False, lambda s: describe(s, ".2f")
-    )
+    scale = Scale(1.0, "widths", ".2f")
+    return versus(cells, claim, what, mean_of(input_drift), sides, False, scale)
 
 
 ClaimFn = Callable[[list[Cell], Any], list[ClaimResult]]
@@ -341,6 +538,16 @@ CLAIMS: dict[str, ClaimFn] = {
 
 
 def evaluate(cells: list[Cell], suite: Any) -> list[ClaimResult]:
-    """Every claim the suite names in ``extra["claims"]``, over the cells with epoch data."""
+    """Every claim the suite names in ``extra["claims"]``, over the cells with epoch data.
+
+    Each result's ``p_holm`` is its t-test p-value adjusted (Holm) over all the results of the
+    run; the verdicts themselves come from per-claim 95% intervals.
+    """
     trained = [c for c in cells if c["result"].get("epochs")]
-    return [r for name in suite.extra.get("claims", ()) for r in CLAIMS[name](trained, suite)]
+    results = [r for name in suite.extra.get("claims", ()) for r in CLAIMS[name](trained, suite)]
+    raw = [r.diff.get("p") for r in results]
+    adjusted = holm([p if isinstance(p, (int, float)) else math.nan for p in raw])
+    return [
+        dataclasses.replace(r, p_holm=p if math.isfinite(p) else None)
+        for r, p in zip(results, adjusted)
+    ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.cells import final, series
+from harness.report.style import DEFAULT_PLOT_FORMATS, save
+
+__all__ = ["ReportContext", "final", "series"]
 
 
 @dataclass
@@ -17,6 +21,7 @@ class ReportContext:
     suite: Any
     out_dir: Path
     data: dict[str, Any] = field(default_factory=dict)
+    plot_formats: tuple[str, ...] = DEFAULT_PLOT_FORMATS
 
     def ok_cells(self) -> list[dict[str, Any]]:
         """Cells that trained to the end."""
@@ -31,17 +36,6 @@ class ReportContext:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         return self.out_dir / name
 
-
-def series(cell: dict[str, Any], key: str) -> list[float]:
-    """One metric per epoch of a cell (None for a missing or non-finite value -> NaN)."""
-    out = []
-    for epoch in cell["result"].get("epochs", []):
-        value = epoch.get(key)
-        out.append(float(value) if isinstance(value, (int, float)) else math.nan)
-    return out
-
-
-def final(cell: dict[str, Any], key: str) -> float:
-    """The last epoch's value of a metric, NaN when none."""
-    values = series(cell, key)
-    return values[-1] if values else math.nan
+    def save_figure(self, fig: Any, name: str, dpi: int = 110) -> str:
+        """Save ``fig`` as ``name`` in every chosen format; the file name to link from markdown."""
+        return save(fig, self.plot_path(name), self.plot_formats, dpi)
