@@ -75,6 +75,14 @@ def _feeder(parts: Any) -> Any:
     return setup
 
 
+def stepper(case: Case) -> Any:
+    """The backend's optional compiled step runner; skipped with the reason when it has none."""
+    try:
+        return case.backend.stepper(case.model, case.data, case.train)
+    except NotImplementedError as exc:
+        pytest.skip(f"backend '{case.backend.name}' has no stepper (optional): {exc}")
+
+
 def _info(benchmark: Any, case: Case, samples: int) -> None:
     benchmark.extra_info.update(
         samples=samples, device=case.backend.device, threads=case.backend.threads
@@ -84,7 +92,7 @@ def _info(benchmark: Any, case: Case, samples: int) -> None:
 def test_train_step(benchmark: Any, case: Case) -> None:
     """One optimizer step on one batch (the epoch's compiled loop with one step)."""
     benchmark.group = "train step"
-    run = case.backend.stepper(case.model, case.data, case.train)
+    run = stepper(case)
     steps = case.order.reshape(-1, 1, case.order.shape[-1])  # each part: one step
     rounds, warmup = ROUNDS["step"]
     _info(benchmark, case, case.order.shape[-1])
@@ -94,7 +102,7 @@ def test_train_step(benchmark: Any, case: Case) -> None:
 def test_train_epoch(benchmark: Any, case: Case) -> None:
     """One epoch (every full batch of the training set once)."""
     benchmark.group = "train epoch"
-    run = case.backend.stepper(case.model, case.data, case.train)
+    run = stepper(case)
     rounds, warmup = ROUNDS["epoch"]
     _info(benchmark, case, case.order.shape[1] * case.order.shape[2])
     benchmark.pedantic(run, setup=_feeder(case.order), rounds=rounds, warmup_rounds=warmup)

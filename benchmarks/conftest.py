@@ -91,11 +91,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def backend_instance(name: str) -> Any:
-    """One instance per backend per process; skipped with the install hint when missing."""
+    """One instance per backend per process; skipped with the install hint when missing, or
+    when it needs another Keras engine than one this process already imported."""
     info = get_plugins().backends.get(name)
     hint = info.install_hint()
     if hint:
         pytest.skip(hint)
+    clash = {k: os.environ[k] for k, v in info.worker_env.items() if os.environ.get(k, v) != v}
+    if name not in _INSTANCES and clash.get("KERAS_BACKEND"):
+        pytest.skip(
+            f"backend '{name}' cannot share this process with another Keras engine ({clash}): "
+            "run `python benchmarks/run.py` (one process per backend) or --bench-backend "
+            f"{name}"
+        )
     if name not in _INSTANCES:
         for key, value in info.worker_env.items():
             os.environ.setdefault(key, value)

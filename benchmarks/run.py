@@ -1,6 +1,6 @@
 """Run the training benchmarks, one pytest process per backend, and merge their JSON.
 
-    python benchmarks/run.py [--backend all|torch,jax,...] [--json reports/benchmarks/bench.json]
+    python benchmarks/run.py [--backend all|torch,jax,...] [--json reports/runs/bench.json]
                              [-- extra pytest arguments]
 
 Frameworks never share a process here (TensorFlow's and torch's thread pools compete, JAX may
@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     """Benchmark each backend in its own process, then write the merged JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="all")
-    parser.add_argument("--json", default="reports/benchmarks/bench.json")
+    parser.add_argument("--json", default="reports/runs/bench.json")
     parser.add_argument("--threads", type=int, default=0, help="default: the cores")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
@@ -70,16 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     target = Path(args.json)
     target.parent.mkdir(parents=True, exist_ok=True)
     parts, status = [], 0
-    with tempfile.TemporaryDirectory() as folder:
-        for name in names:
-            part = Path(folder) / f"bench-{name}.json"
-            status = run_backend(name, part, args.threads or default_threads(), extra) or status
-            if part.is_file():
-                parts.append(part)
-        merged = merge(parts)
+    for name in names:  # each backend's own file stays beside the merged one
+        part = target.with_name(f"{target.stem}-{name}.json")
+        part.unlink(missing_ok=True)
+        status = run_backend(name, part, args.threads or default_threads(), extra) or status
+        if part.is_file():
+            parts.append(part)
+    merged = merge(parts)
     target.write_text(json.dumps(merged, indent=2) + "\n")
     count = len(merged.get("benchmarks", []))
     print(f"benchmarks: {count} from {len(parts)} backend(s) -> {target}")
+    print(f"per backend: {', '.join(str(p) for p in parts)}")
     return status
 
 

@@ -1,13 +1,16 @@
 """Finding and loading the stand-alone baseline scripts of ``baselines/`` by file path.
 
 A baseline is a plain script, ``<backend>_<kind>.py`` (``torch_expert.py``, ``jax_tutorial.py``),
-that trains the timing suite's MLP the way a framework's user would. It is not part of the
-package: it is found in the folders of ``$HARNESS_BASELINES`` (``os.pathsep``-separated), then
-in the checkout's ``baselines/`` folder, and imported inside the worker, where its framework is
-already loaded. A baseline module provides ``prepare(x, y, batch_size, bn, seed, device)``
-returning a function that trains one epoch and returns its seconds (synchronized),
-``run(...)`` for stand-alone use, and optionally ``DROP_REMAINDER`` (default True: an epoch is
-the full batches only, as the harness's batch order).
+that trains the timing suite's MLP the way a framework's user would. The scripts ship inside the
+package as ``harness.baselines_scripts`` (mapped from the checkout's ``baselines/`` folder, where
+they stay readable side by side) and are loaded from there, or from the folders a user names in
+``$HARNESS_BASELINES`` (``os.pathsep``-separated), never from the current folder: running the
+harness in a folder someone else controls must not run their code. A baseline is imported inside
+the worker, where its framework is already loaded. A baseline module provides
+``prepare(x, y, batch_size, bn, seed, device)`` returning a function that trains one epoch and
+returns its seconds (synchronized), ``run(...)`` for stand-alone use, and optionally
+``DROP_REMAINDER`` (default True: an epoch is the full batches only, as the harness's batch
+order).
 """
 
 from __future__ import annotations
@@ -19,15 +22,28 @@ from pathlib import Path
 from types import ModuleType
 
 ENV_VAR = "HARNESS_BASELINES"
+PACKAGE = "harness.baselines_scripts"
 CHECKOUT_DIR = Path(__file__).resolve().parents[1] / "baselines"
+"""Where the scripts are in the checkout this module was imported from (an editable install made
+before the package mapping existed finds no :data:`PACKAGE`)."""
+
+
+def package_dir() -> Path:
+    """The folder of the installed baseline scripts (:data:`PACKAGE`)."""
+    try:
+        spec = importlib.util.find_spec(PACKAGE)
+    except ImportError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return CHECKOUT_DIR
 
 
 def search_path() -> list[Path]:
-    """Folders searched for baselines, first match wins: ``$HARNESS_BASELINES``, then
-    ``baselines/`` of the current folder (a checkout, with a non-editable install), then that of
-    the checkout this module was imported from (an editable install)."""
+    """Folders searched for baselines, first match wins: those of ``$HARNESS_BASELINES``, then
+    the installed package's; never the current folder."""
     extra = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    return [*extra, Path.cwd() / "baselines", CHECKOUT_DIR]
+    return [*extra, package_dir()]
 
 
 def find(backend: str, kind: str) -> Path | None:

@@ -2,22 +2,31 @@
 
 Exit codes: 0 success; 2 a problem the user can fix (unknown name, bad option value, bad or
 missing file, a resume with other settings), printed as one ``harness: error:`` line; 128 + the
-signal number when a run is interrupted: 130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for
-SIGHUP (the terminal closed).
+signal number when a command is interrupted, whenever the signal comes (a run, its report, a
+dataset loading, start-up): 130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for SIGHUP (the
+terminal closed), with one ``harness: interrupted`` line; 75 (``EX_TEMPFAIL``) when the results
+file cannot be written (disk full, locked by another process for longer than
+``$HARNESS_STORE_WAIT_S`` seconds): what could not be written is kept in a JSON file beside it
+and ``harness run --resume RUN`` finishes the run once the file can be written; 1 when the
+reader of the output went away (``harness list | head -1``), silently.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from harness import interrupt
 from harness.config import apply_config, option_kinds
 from harness.errors import HarnessError
 
 EXIT_USAGE = 2
+EXIT_PIPE = 1
+EXIT_STORE = 75
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 MAX_SEEDS = 1000
 MAX_THREADS = 1024
@@ -30,7 +39,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print ``harness: error: ...`` on one line and exit 2."""
-        self.exit(EXIT_USAGE, f"harness: error: {message.splitlines()[0]}\n")
+        self.exit(EXIT_USAGE, f"harness: error: {one_line(message)}\n")
 
 
 def _positive_int(text: str) -> int:
@@ -63,18 +72,45 @@ def _positive_float(text: str) -> float:
     return value
 
 
+PLOT_FORMAT_HELP = "figure files: png, svg, pdf or a comma list (default: png,svg)"
+
+
+def _version() -> str:
+    """The installed distribution's version (``unknown`` when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bn-harness")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a suite on one or more backends")
     run.add_argument("--config", metavar="FILE", help="TOML file of run options (key = value)")
     run.add_argument("--suite", help="suite name (see `harness list`)")
     run.add_argument("--backend", help="all (default), or a comma-separated list")
     run.add_argument("--device", help="cpu (default), gpu or all")
-    run.add_argument("--dataset", help="dataset name (default: mnist, else mnist-5k)")
+    run.add_argument(
+        "--dataset",
+        help="dataset: mnist-5k, mnist, fashion-mnist, cifar10, digits, synthetic or a plugin's "
+        "(default: mnist, else mnist-5k; `harness list` says where files were found)",
+    )
     run.add_argument("--data-dir", help="folder with dataset files")
-    run.add_argument("--epochs", type=_positive_int)
+    run.add_argument(
+        "--epochs", type=_positive_int, help="epochs per cell (default: the suite's, 10 for most)"
+    )
     run.add_argument("--seeds", type=_at_most(MAX_SEEDS, "seeds"), help="number of seeds (0..N-1)")
-    run.add_argument("--batch-size", type=_positive_int)
-    run.add_argument("--lr", type=_positive_float)
+    run.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="training batch size (default: the suite's, 64 for most; narrows a batch sweep)",
+    )
+    run.add_argument(
+        "--lr",
+        type=_positive_float,
+        help="learning rate (default: the suite's, 0.01 for most; narrows an lr sweep)",
+    )
     run.add_argument("--init", help="canonical (shared NumPy init) or native (framework defaults)")
     run.add_argument("--standardize", action="store_true", default=None, help="standardize inputs")
     run.add_argument("--limit", type=_positive_int, help="use only the first N training samples")
@@ -86,6 +122,15 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--store", help="results file (default: reports/runs/results.sqlite)")
     run.add_argument("--resume", metavar="RUN", help="finish the missing/failed cells of RUN")
     run.add_argument("--no-report", action="store_true", default=None, help="store results only")
+    run.add_argument(
+        "--quiet", action="store_true", default=None, help="print only errors and the findings"
+    )
+    run.add_argument("--plot-format", help=PLOT_FORMAT_HELP)
+    run.add_argument(
+        "--export",
+        help="also send the results to: mlflow (tracking URI: $MLFLOW_TRACKING_URI, "
+        "default ./mlruns; needs pip install 'bn-harness[mlflow]'); or set $HARNESS_EXPORT",
+    )
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -108,6 +153,7 @@ def build_parser() -> Parser:
         description="Batch Normalization experiments on PyTorch, "
         "Keras and JAX: the same runs, cross-checked, timed and reported.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, required=True)
     _add_run(sub)
     report = sub.add_parser("report", help="rebuild a run's report from the store")
@@ -116,17 +162,21 @@ def build_parser() -> Parser:
     )
     report.add_argument("--out")
     report.add_argument("--store")
+    report.add_argument("--plot-format", help=PLOT_FORMAT_HELP)
     compare = sub.add_parser("compare", help="what changed between two runs (markdown)")
     for name in ("a", "b"):
         compare.add_argument(name, help="run id, 'latest', or a report's results.json")
     compare.add_argument("--store")
     compare.add_argument("--out", help="also write the markdown to this file")
     sub.add_parser("list", help="backends (with availability), suites and datasets")
+    check = sub.add_parser("check", help="conformance checks of one backend, in its own worker")
+    check.add_argument("backend", help="a registered backend (see `harness list`)")
+    check.add_argument("--threads", type=_at_most(MAX_THREADS, "threads"), default=2)
     runs = sub.add_parser("runs", help="runs in the results file")
     runs.add_argument("--store")
     data = sub.add_parser("data", help="dataset files")
     data.add_argument("action", choices=["download"])
-    data.add_argument("name")
+    data.add_argument("name", help="mnist, fashion-mnist or cifar10")
     data.add_argument("--data-dir", default="")
     return parser
 
@@ -151,31 +201,70 @@ def finish_run_args(parser: Parser, args: argparse.Namespace) -> argparse.Namesp
     for key, value in RUN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    for flag in ("standardize", "quick", "no_report", "dry_run"):
+    for flag in ("standardize", "quick", "no_report", "dry_run", "quiet"):
         setattr(args, flag, bool(getattr(args, flag)))
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from harness import commands
-
     try:
-        if args.command == "run":
-            finish_run_args(parser, args)
-        return int(commands.dispatch(args))
-    except HarnessError as exc:
-        print(f"harness: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt as exc:
-        code = int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
-        resume = getattr(exc, "resume_command", "")
-        name = signal.Signals(code - 128).name
-        after = f"; finished cells are in the store: finish the run with `{resume}`"
-        print(f"harness: interrupted ({name}){after if resume else ''}", file=sys.stderr)
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
+    except BrokenPipeError:
+        # The reader went away (`harness list | head -1`): what the Python docs advise, so the
+        # interpreter's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
+    """Parse and dispatch with this process's signal handler installed (see
+    :func:`harness.interrupt.handled`): a signal at any moment is one line and its code."""
+    with interrupt.handled() as signals:
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            signals.arm()
+            from harness import commands
+
+            if args.command == "run":
+                finish_run_args(parser, args)
+            return int(commands.dispatch(args))
+        except HarnessError as exc:
+            print(f"harness: error: {one_line(str(exc))}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt as exc:
+            code = int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
+            signals.seen = signals.seen or code - 128  # a second signal is ignored now
+            resume = getattr(exc, "resume_command", "")
+            name = signal.Signals(code - 128).name
+            after = f"; finished cells are in the store: finish the run with `{resume}`"
+            print(f"harness: interrupted ({name}){after if resume else ''}", file=sys.stderr)
+            return code
+        except Exception as exc:
+            from harness.store import StoreWriteError
+
+            if not isinstance(exc, StoreWriteError):
+                raise
+            return _store_failed(exc)
+
+
+def _store_failed(exc: Exception) -> int:
+    """One line for a results file that cannot be written: what is kept where, what to run."""
+    spill = getattr(exc, "spill", None)
+    kept = f"; what it held is kept in {spill}" if spill else "; it could not be kept elsewhere"
+    resume = getattr(exc, "resume_command", "")
+    after = f"; when it can be written, finish the run with `{resume}`" if resume else ""
+    print(f"harness: error: {one_line(str(exc))}{kept}{after}", file=sys.stderr)
+    return EXIT_STORE
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks escaped: a name holding one must not cut the message short."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.cells import group, series
 from harness.errors import HarnessError
 from harness.plugins import get_plugins
-from harness.report.context import ReportContext, series
-from harness.report.sections import backend_versions, summary_rows
-from harness.report.stats import Summary, group
+from harness.runs import load_run
+from harness.stats import Summary
+from harness.summary import backend_versions, summary_rows
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]
 METRICS = ("train_loss", "val_loss", "val_acc")
@@ -30,14 +31,7 @@ ENV_KEYS = ("python", "cpu", "cores", "threads", "git_commit")
 
 def load(ref: str, store_arg: str | None) -> Run:
     """The run and cells named by ``ref`` (run id, ``latest`` or a results.json path)."""
-    from harness.commands import load_results_json, store_path
-    from harness.store import Store
-
-    if ref.endswith(".json"):
-        return load_results_json(Path(ref))
-    store = Store(store_path(store_arg), must_exist=True)
-    run_id = store.latest_run_id() if ref == "latest" else ref
-    return store.run(run_id), store.cells(run_id)
+    return load_run(ref, store_arg)
 
 
 def flat(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -104,9 +98,8 @@ def rows(a: Run, b: Run) -> list[list[str]]:
     """One row per backend, device, variant and point found in either run."""
     suite = get_plugins().suites.get(b[0]["suite"])
     groups = []
-    for run, cells in (a, b):
-        ctx = ReportContext(run, cells, suite, Path("."))
-        groups.append({_key(r): r for r in summary_rows(ctx)})
+    for _, cells in (a, b):
+        groups.append({_key(r): r for r in summary_rows(cells, suite.target_acc)})
     members = [_members(cells) for _, cells in (a, b)]
     out = []
     for key in list(groups[0]) + [k for k in groups[1] if k not in groups[0]]:

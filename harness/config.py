@@ -22,11 +22,13 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.schema import read_capped
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is a few lines: a longer one (``/dev/zero``) is refused after 1 MiB."""
 NOT_IN_FILES = ("help", "config", "resume")
 """Options a config file cannot set: ``--resume`` takes its settings from the store."""
 
@@ -71,7 +73,7 @@ def read_config(path: str) -> tuple[dict[str, Any], str]:
     """The parsed file and its text; unreadable, non-UTF-8 or invalid TOML is an error."""
     toml = _toml()
     try:
-        raw = Path(path).read_bytes()
+        raw = read_capped(path, MAX_CONFIG_BYTES, "config file")
     except OSError as exc:
         raise HarnessError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     try:

@@ -43,3 +43,23 @@ def harness_cell_finished(result: dict[str, Any]) -> None:
 @hookspec
 def harness_run_finished(run_id: str, status: str) -> None:
     """Called once when a run ends: ``status`` is ``finished`` or ``interrupted``."""
+
+
+@hookspec
+def harness_register_sections(register: Callable[[Any], None]) -> None:
+    """Register report sections: call ``register(SectionInfo(...))`` once per section."""
+
+
+@hookspec
+def harness_register_claims(register: Callable[[Any], None]) -> None:
+    """Register claims a suite may name in ``extra["claims"]``: ``register(ClaimInfo(...))``."""
+
+
+@hookspec
+def harness_register_executors(register: Callable[[Any], None]) -> None:
+    """Register executors (``harness run --executor``): ``register(ExecutorInfo(...))``."""
+
+
+@hookspec
+def harness_report_written(run_id: str, folder: str) -> None:
+    """Called after a run's report folder (report.md, figures, results.json/.csv) is written."""

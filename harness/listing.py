@@ -7,11 +7,15 @@ import datetime
 
 from tabulate import tabulate
 
-from harness.plugins import get_plugins
+from harness.plugins import Plugins, get_plugins
+from harness.registry import DatasetInfo, Table
+from harness.runs import store_path
+from harness.store import Store
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Backends with availability, version and reason; suites; datasets; broken plugins."""
+    """Backends with availability, version and reason; suites; datasets; executors; report
+    sections; claims; plugins that failed to load and suites refused at registration."""
     plugins = get_plugins()
     rows = []
     for name in plugins.backends.names():
@@ -28,30 +32,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("Backends\n" + tabulate(rows, ["name", "status", "version", "details"]))
     suites = [[s, plugins.suites.get(s).description] for s in plugins.suites.names()]
     print("\nSuites\n" + tabulate(suites, ["name", "description"]))
-    datasets = [[d, plugins.datasets.get(d).description] for d in plugins.datasets.names()]
-    print("\nDatasets\n" + tabulate(datasets, ["name", "description"]))
-    print("\nExecutors (harness run --executor)\n" + _executors())
+    print("\nDatasets\n" + _datasets(plugins.datasets))
+    print("\nExecutors (harness run --executor)\n" + _executors(plugins))
+    sections = [[n, plugins.sections.get(n).description] for n in plugins.sections.names()]
+    print("\nReport sections (a suite's report)\n" + tabulate(sections, ["name", "description"]))
+    claims = [[n, plugins.claims.get(n).description] for n in plugins.claims.names()]
+    print("\nClaims (a suite's extra['claims'])\n" + tabulate(claims, ["name", "description"]))
     if plugins.failures:
         failed = [[name, reason] for name, reason in plugins.failures.items()]
         print("\nPlugins that failed to load (skipped)\n" + tabulate(failed, ["plugin", "error"]))
     return 0
 
 
-def _executors() -> str:
-    from harness.executors import DESCRIPTIONS, install_hint
+def _datasets(table: Table[DatasetInfo]) -> str:
+    """Each dataset with its description and, for file-based ones, where its files were found."""
+    from harness.data.locate import where
 
+    rows = [[name, table.get(name).description, where(name) or "-"] for name in table.names()]
+    return tabulate(rows, ["name", "description", "files"])
+
+
+def _executors(plugins: Plugins) -> str:
+    """Each registered executor with its availability (found without importing its package)."""
     rows = []
-    for name, description in DESCRIPTIONS.items():
-        hint = install_hint(name)
-        rows.append([name, "unavailable" if hint else "available", hint or description])
+    for name in plugins.executors.names():
+        info = plugins.executors.get(name)
+        hint = info.install_hint()
+        rows.append([name, "unavailable" if hint else "available", hint or info.description])
     return tabulate(rows, ["name", "status", "details"])
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """The runs in the results file with their cell counts."""
-    from harness.commands import store_path
-    from harness.store import Store
-
     path = store_path(args.store)
     if not path.exists():
         print(f"harness: no runs yet ({path} does not exist)")

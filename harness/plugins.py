@@ -12,16 +12,28 @@ import functools
 import importlib
 import importlib.metadata
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from harness import hookspecs
-from harness.registry import BackendInfo, DatasetInfo, Table
+from harness.errors import HarnessError
+from harness.registry import (
+    BackendInfo,
+    ClaimInfo,
+    DatasetInfo,
+    ExecutorInfo,
+    SectionInfo,
+    Table,
+)
+from harness.suite_check import check_suite
 
 ENTRY_POINT_GROUP = "harness"
 PLUGINS_ENV = "HARNESS_PLUGINS"  # extra plugin modules by import name, comma-separated
+CORE_PLUGINS = ("harness.builtins",)
+"""Always loaded: the core's report sections, claims and executors."""
 BUILTIN_PLUGINS = (
     "harness.backends.torch",
     "harness.backends.keras",
@@ -39,6 +51,9 @@ class Plugins:
     backends: Table[BackendInfo] = field(default_factory=lambda: Table("backend"))
     suites: Table[Any] = field(default_factory=lambda: Table("suite"))
     datasets: Table[DatasetInfo] = field(default_factory=lambda: Table("dataset"))
+    sections: Table[SectionInfo] = field(default_factory=lambda: Table("report section"))
+    claims: Table[ClaimInfo] = field(default_factory=lambda: Table("claim"))
+    executors: Table[ExecutorInfo] = field(default_factory=lambda: Table("executor"))
     failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -51,17 +66,41 @@ def _register_module(pm: pluggy.PluginManager, name: str, loader: Any, failures:
 
 
 def _fill(plugins: Plugins) -> None:
-    tables = {
+    """Call every registration hook; suites last, each checked against what was registered."""
+    tables: dict[str, Table[Any]] = {
+        "harness_register_sections": plugins.sections,
+        "harness_register_claims": plugins.claims,
+        "harness_register_executors": plugins.executors,
         "harness_register_backends": plugins.backends,
-        "harness_register_suites": plugins.suites,
         "harness_register_datasets": plugins.datasets,
+        "harness_register_suites": plugins.suites,
     }
     for hook_name, table in tables.items():
         for impl in getattr(plugins.pm.hook, hook_name).get_hookimpls():
+            register = table.register_callback(impl.plugin_name)
+            if table is plugins.suites:
+                register = _checked(plugins, impl.plugin_name, register)
             try:
-                impl.function(register=table.register_callback(impl.plugin_name))
+                impl.function(register=register)
             except Exception as exc:
                 plugins.failures[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
+
+
+def _checked(plugins: Plugins, owner: str, register: Callable[[Any], None]) -> Callable:
+    """``register`` for suites: a suite that does not validate is refused (its name then
+    gives the one-line reason, ``harness list`` lists it under its plugin); others register."""
+
+    def check_and_register(suite: Any) -> None:
+        try:
+            check_suite(suite, plugins.sections.names(), plugins.claims.names())
+        except HarnessError as exc:
+            plugins.suites.refused[suite.name] = str(exc)
+            known = plugins.failures.get(owner)
+            plugins.failures[owner] = f"{known}; {exc}" if known else str(exc)
+            return
+        register(suite)
+
+    return check_and_register
 
 
 def make_plugins(builtins: tuple[str, ...] = BUILTIN_PLUGINS, entry_points: bool = True) -> Plugins:
@@ -69,7 +108,7 @@ def make_plugins(builtins: tuple[str, ...] = BUILTIN_PLUGINS, entry_points: bool
     pm = pluggy.PluginManager("harness")
     pm.add_hookspecs(hookspecs)
     plugins = Plugins(pm)
-    for name in builtins:
+    for name in dict.fromkeys(CORE_PLUGINS + builtins):
         _register_module(
             pm, name, functools.partial(importlib.import_module, name), plugins.failures
         )

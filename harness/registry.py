@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from harness.errors import UnavailableError, UnknownNameError
+from harness.errors import HarnessError, UnavailableError, UnknownNameError
 
 DIST_NAME = "bn-harness"
 T = TypeVar("T")
@@ -33,6 +33,11 @@ class BackendInfo:
 
     ``factory`` is ``"module:Class"`` of a :class:`harness.backend.Backend` subclass, imported
     only inside a worker. ``worker_env`` is set in the worker's environment before any import.
+    ``requires`` are import names checked without importing them; a missing one gives the
+    install hint: ``install`` when set (a plugin's own command, e.g. ``pip install my-backend``),
+    else ``pip install 'DISTRIBUTION[EXTRA]'`` (``distribution`` defaults to this package,
+    ``extra`` to the backend name; a third-party ``distribution`` with no ``extra`` drops the
+    brackets). See docs/backend-contract.md.
     """
 
     name: str
@@ -42,6 +47,8 @@ class BackendInfo:
     extra: str = ""
     worker_env: dict[str, str] = field(default_factory=dict)
     deterministic_cpu: bool = True
+    distribution: str = DIST_NAME
+    install: str = ""
 
     def missing(self) -> list[str]:
         """Required import names that cannot be found (checked without importing them)."""
@@ -62,10 +69,15 @@ class BackendInfo:
         missing = self.missing()
         if not missing:
             return ""
-        extra = self.extra or self.name
-        return (
-            f"backend '{self.name}' needs {', '.join(missing)}: pip install '{DIST_NAME}[{extra}]'"
-        )
+        return f"backend '{self.name}' needs {', '.join(missing)}: {self.install_command()}"
+
+    def install_command(self) -> str:
+        """The command that installs this backend's requirements."""
+        if self.install:
+            return self.install
+        extra = self.extra or (self.name if self.distribution == DIST_NAME else "")
+        target = f"{self.distribution}[{extra}]" if extra else self.distribution
+        return f"pip install '{target}'"
 
     def check(self) -> None:
         """Raise :class:`UnavailableError` with the install hint when requirements are missing."""
@@ -87,6 +99,47 @@ class DatasetInfo:
         return load_object(self.loader)(spec)
 
 
+@dataclass(frozen=True)
+class SectionInfo:
+    """A report section a suite names in ``report``: ``function`` is ``"module:function"``
+    taking a :class:`harness.report.context.ReportContext` and returning markdown."""
+
+    name: str
+    function: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """A claim a suite names in ``extra["claims"]``: ``function`` is ``"module:function"``
+    taking the run's cells and the suite and returning claim results."""
+
+    name: str
+    function: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutorInfo:
+    """Where a run's cells execute (``--executor``): ``factory`` is ``"module:Class"`` taking
+    :class:`harness.executors.ExecutorOptions`, imported only when chosen."""
+
+    name: str
+    factory: str
+    description: str = ""
+    requires: tuple[str, ...] = ()
+    extra: str = ""
+
+    def install_hint(self) -> str:
+        """The one-line reason this executor cannot run here ("" when it can)."""
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if not missing:
+            return ""
+        extra = self.extra or self.name
+        needs = ", ".join(missing)
+        return f"executor '{self.name}' needs {needs}: pip install '{DIST_NAME}[{extra}]'"
+
+
 class Table(Generic[T]):
     """Name -> component, refusing duplicates and listing the valid names on a miss."""
 
@@ -94,6 +147,8 @@ class Table(Generic[T]):
         self.kind = kind
         self.items: dict[str, T] = {}
         self.owners: dict[str, str] = {}
+        self.refused: dict[str, str] = {}
+        """Name -> why it was refused at registration (a suite that does not validate)."""
 
     def add(self, name: str, item: T, owner: str = "") -> None:
         """Add ``item``; a second component with the same name is an error."""
@@ -105,6 +160,8 @@ class Table(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the component or raise :class:`UnknownNameError` listing valid names."""
+        if name in self.refused:
+            raise HarnessError(self.refused[name])
         try:
             return self.items[name]
         except KeyError:

@@ -14,7 +14,12 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from harness.commands import (
+from harness import spill
+from harness.errors import HarnessError
+from harness.executors import running
+from harness.plugins import Plugins
+from harness.runner import pending
+from harness.runs import (
     absolute_dir,
     execute,
     executor_for,
@@ -24,11 +29,7 @@ from harness.commands import (
     store_path,
     with_artifacts,
 )
-from harness.errors import HarnessError
-from harness.executors import running
-from harness.plugins import Plugins
-from harness.runner import pending
-from harness.specs import DataSpec
+from harness.specs import CellSpec
 from harness.store import Store
 from harness.suite import RunOptions, expand
 
@@ -72,31 +73,51 @@ def refuse_changes(args: argparse.Namespace, plugins: Plugins, settings: dict[st
             )
 
 
-def resume(args: argparse.Namespace, plugins: Plugins) -> int:
-    """Run only the missing or failed cells of a stored run, with its stored settings."""
+def resume(args: argparse.Namespace, plugins: Plugins) -> tuple[Store, str] | None:
+    """Run only the missing or failed cells of a stored run, with its stored settings; return
+    the store and the run's id (the command then writes the report), or None after
+    ``--dry-run`` (which lists the cells left and writes nothing).
+
+    A run still marked ``running`` whose process lives is refused; cells kept beside the store
+    by a write that failed (:mod:`harness.spill`) are stored first and not run again."""
     store = Store(store_path(args.store), must_exist=True)
     run = store.run(args.resume)
     settings, run_id = run["settings"], run["run_id"]
     refuse_changes(args, plugins, settings)
     suite = plugins.suites.get(settings["suite"])
-    opts = RunOptions(
-        backends=tuple(settings["backends"]),
-        devices=tuple(settings["devices"]),
-        data=DataSpec(**settings["data"]),
-        epochs=settings["epochs"],
-        seeds=settings["seeds"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        init=settings["init"],
-        quick=settings["quick"],
-    )
-    opts = with_artifacts(opts, store.path, run_id)
+    opts = with_artifacts(RunOptions.from_settings(settings), store.path, run_id)
     cells = expand(suite, opts, run_id)
     preflight(opts, cells, args.out)
-    todo = pending(cells, store.cells(run_id))
     threads = args.threads or run["env"].get("threads") or 1
-    executor = executor_for(args, plugins, threads, settings.get("executor"))
+    executor = executor_for(
+        plugins,
+        threads,
+        args.executor,
+        args.ray_address,
+        args.cell_timeout,
+        settings.get("executor"),
+    )
+    if args.dry_run:
+        _dry_run(store, run_id, cells, executor.name)
+        return None
+    store.claim_run(run_id)
+    store.recover(run_id)
+    todo = pending(cells, store.cells(run_id))
     print(f"harness: resuming {run_id}: {len(todo)} of {len(cells)} cells left", flush=True)
     with running(executor):
-        store.set_run_status(run_id, "running")
-        return execute(args, plugins, store, suite.name, run_id, todo, executor)
+        execute(plugins, store, suite.name, run_id, todo, executor, args.store)
+    return store, run_id
+
+
+def _dry_run(store: Store, run_id: str, cells: list[CellSpec], executor: str) -> None:
+    """List the cells a resume would run (counting those kept in a spill file as done)."""
+    path = spill.spill_path(store.path, run_id)
+    kept = spill.read(path)["cells"] if path.exists() else []
+    todo = pending(cells, [*store.cells(run_id), *kept])
+    print(
+        f"harness: dry run of resuming {run_id}: {len(todo)} of {len(cells)} cells left "
+        f"with the {executor} executor; nothing run or stored"
+    )
+    for cell in todo:
+        print(f"  {cell.cell_id}")
+    return None

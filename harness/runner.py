@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.environment import thread_env
 from harness.plugins import Plugins
+from harness.progress import emit
 from harness.specs import CellSpec
 from harness.workerproc import WorkerDied, WorkerProcess
 
@@ -25,8 +26,9 @@ Printer = Callable[[str], None]
 
 
 def say(text: str) -> None:
-    """Print a progress line now (flushed, so a pipe or ``tee`` shows it as it happens)."""
-    print(text, flush=True)
+    """Print a progress line now (flushed, so a pipe or ``tee`` shows it as it happens), or
+    hand it to the run's live display (:mod:`harness.progress`)."""
+    emit(text)
 
 
 def quiet(text: str) -> None:

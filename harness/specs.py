@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness.errors import UnknownNameError
+
 Norm = Literal["none", "batchnorm", "layernorm"]
 Placement = Literal["before", "after"]
 Activation = Literal["relu", "sigmoid", "tanh"]
@@ -136,7 +138,33 @@ def cell_from_dict(data: dict[str, Any]) -> CellSpec:
     )
 
 
+SPEC_PARTS: dict[str, type] = {"model": ModelSpec, "train": TrainSpec, "data": DataSpec}
+"""The spec a suite's ``model``/``train`` key (``"train.lr"``) or a variant's dict changes."""
+CHOICES: dict[str, tuple[str, ...]] = {
+    "norm": NORMS,
+    "placement": PLACEMENTS,
+    "activation": ACTIVATIONS,
+    "init": INIT_MODES,
+    "optimizer": OPTIMIZERS,
+}
+"""Spec fields with a fixed set of values."""
+
+
+def check_fields(cls: type, changes: dict[str, Any], kind: str = "", prefix: str = "") -> None:
+    """Raise :class:`UnknownNameError` for a key of ``changes`` that ``cls`` has no field for
+    (listing the fields, as ``prefix + name``) or a choice field given an unknown value."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    part = next((p for p, c in SPEC_PARTS.items() if c is cls), cls.__name__)
+    for key, value in changes.items():
+        if key not in names:
+            valid = [prefix + n for n in names]
+            raise UnknownNameError(kind or f"{part} field", prefix + str(key), valid)
+        if key in CHOICES and value is not None and value not in CHOICES[key]:
+            raise UnknownNameError(f"{part} {key}", str(value), CHOICES[key])
+
+
 def replace(obj: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` that ignores keys the dataclass does not have."""
-    names = {f.name for f in dataclasses.fields(obj)}
-    return dataclasses.replace(obj, **{k: v for k, v in changes.items() if k in names})
+    """``dataclasses.replace`` that refuses a key the dataclass does not have (an
+    :class:`UnknownNameError` naming the valid fields), so a misspelled key never goes unseen."""
+    check_fields(type(obj), {k: None for k in changes})
+    return dataclasses.replace(obj, **changes)

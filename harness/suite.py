@@ -6,6 +6,7 @@ needs no core change: register a :class:`Suite` from a plugin.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,31 @@ class RunOptions:
     init: str | None = None
     quick: bool = False
     artifacts: str = ""
+
+    def to_settings(self, suite: Suite) -> dict[str, Any]:
+        """The options as a run stores them (seeds resolved against ``suite``)."""
+        return {
+            "suite": suite.name,
+            "backends": list(self.backends),
+            "devices": list(self.devices),
+            "data": dataclasses.asdict(self.data),
+            "epochs": self.epochs,
+            "seeds": seed_count(suite, self),
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "init": self.init,
+            "quick": self.quick,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> RunOptions:
+        """Inverse of :meth:`to_settings`: the options a stored run ran with."""
+        return cls(
+            backends=tuple(settings["backends"]),
+            devices=tuple(settings["devices"]),
+            data=DataSpec(**settings["data"]),
+            **{k: settings[k] for k in ("epochs", "seeds", "batch_size", "lr", "init", "quick")},
+        )
 
 
 def _grid(suite: Suite, opts: RunOptions) -> dict[str, tuple[Any, ...]]:

@@ -66,16 +66,6 @@ class RoundWatch:
         return not self.diverged
 
 
-def _dataset_info(data: Dataset) -> dict[str, Any]:
-    return {
-        "name": data.name,
-        "train": len(data.y_train),
-        "val": len(data.y_val),
-        "source": data.source,
-        "note": data.note,
-    }
-
-
 def batch_mode_accuracy(
     backend: Backend, model: Any, data: Dataset, batch_size: int, samples: int
 ) -> float:
@@ -116,7 +106,7 @@ def fit(
         "status": "diverged" if watch.diverged else "ok",
         "epochs": [m.to_dict() for m in history],
         "init_digest": params_digest(start),
-        "dataset": _dataset_info(data),
+        "dataset": data.info(),
         "steps_per_round": int(order.shape[1]),
         "steps_per_epoch": len(data.y_train) // cell.train.batch_size,
     }

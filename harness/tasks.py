@@ -75,15 +75,7 @@ def train_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
         "status": "diverged" if diverged else "ok",
         "epochs": [m.to_dict() for m in history],
         "init_digest": params_digest(start),
-        "dataset": {
-            "name": data.name,
-            "train": len(data.y_train),
-            "val": len(data.y_val),
-            "source": data.source,
-            "note": data.note,
-            "input_size": data.input_size,
-            "num_classes": data.num_classes,
-        },
+        "dataset": data.info(),
         "steps_per_epoch": int(order.shape[1]),
     }
     if diverged:

@@ -205,15 +205,7 @@ def time_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
     steps = len(data.y_train) // bs
     return {
         "status": "ok",
-        "dataset": {
-            "name": data.name,
-            "train": len(data.y_train),
-            "val": len(data.y_val),
-            "source": data.source,
-            "note": data.note,
-            "input_size": data.input_size,
-            "num_classes": data.num_classes,
-        },
+        "dataset": data.info(),
         "batch_size": bs,
         "steps_per_epoch": steps,
         "rounds": rounds,

@@ -10,6 +10,7 @@ machine. A generated config file is fuzzed the same way.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,92 @@ def test_any_config_file_loads_or_is_one_harness_error(
         apply_config(args, str(path), option_kinds(cli.run_parser(parser)))
     except HarnessError as exc:
         assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+
+
+# ---- crafted results.json files and stores: report and compare for real ----------------------
+
+REFERENCE_JSON = Path(__file__).resolve().parents[1] / "reports" / "bn-vs-nobn" / "results.json"
+JSON_VALUE = st.one_of(
+    st.sampled_from([None, "", "x", "../../x", "/abs", 0, -1, 1.5, True, [], {}, [1], {"a": 1}]),
+    st.recursive(st.none() | st.integers() | st.text(max_size=5), st.lists, max_leaves=4),
+)
+JSON_PATH = st.sampled_from(
+    [
+        (), ("version",), ("run_id",), ("suite",), ("status",), ("settings",), ("env",),
+        ("cells",), ("findings",), ("settings", "seeds"), ("settings", "data"),
+        ("settings", "backends"), ("settings", "epochs"), ("settings", "lr"),
+        ("cells", 0), ("cells", 0, "settings"), ("cells", 0, "result"), ("cells", 0, "epochs"),
+        ("cells", 0, "status"), ("cells", 0, "cell_id"), ("cells", 0, "settings", "train"),
+        ("cells", 0, "settings", "point"),
+    ]
+)  # fmt: skip
+
+
+def _crafted(data: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """``data`` with the value at ``path`` replaced (or deleted when ``value`` is ...)."""
+    if not path:
+        return value
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    if value is ...:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return data
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    path=JSON_PATH,
+    value=st.one_of(JSON_VALUE, st.just(...)),
+    command=st.sampled_from(["report", "compare"]),
+)
+def test_report_and_compare_of_any_crafted_results_json_exit_0_or_2(
+    tmp_path_factory: pytest.TempPathFactory, path: tuple[Any, ...], value: Any, command: str
+) -> None:
+    """A results.json with any field replaced or removed: a report or a comparison, or one
+    ``harness: error:`` line (exit 2); never a traceback, never a file outside the folder."""
+    folder = tmp_path_factory.mktemp("crafted")
+    data = json.loads(REFERENCE_JSON.read_text())
+    if not path and value is ...:
+        value = None
+    try:
+        crafted = _crafted(data, path, value)
+    except (KeyError, IndexError, TypeError):
+        return
+    (folder / "x.json").write_text(json.dumps(crafted))
+    argv = ["report", str(folder / "x.json"), "--out", str(folder / "out")]
+    if command == "compare":
+        argv = ["compare", str(folder / "x.json"), str(REFERENCE_JSON)]
+    event(command)
+    assert _exit_code(argv) in (0, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    column=st.sampled_from(["runs.settings", "runs.env", "cells.spec", "cells.result"]),
+    text=st.one_of(st.sampled_from(["null", "[]", "{", "1", '"x"', "{}"]), st.text(max_size=8)),
+)
+def test_report_and_compare_of_a_damaged_store_exit_0_or_2(
+    tmp_path_factory: pytest.TempPathFactory, column: str, text: str
+) -> None:
+    """A results file whose JSON columns hold anything: exit 0 or 2, never a traceback."""
+    folder = tmp_path_factory.mktemp("store")
+    path = folder / "s.sqlite"
+    store = Store(path)
+    cell = {"cell_id": "c", "backend": "fake", "device": "cpu", "variant": "v", "status": "ok"}
+    store.create_run("r", "tiny", {"suite": "tiny"}, {})
+    spec = json.loads(REFERENCE_JSON.read_text())["cells"][0]["settings"]
+    spec = {**{k: spec[k] for k in ("model", "train", "data")}, "extra": {}}
+    store.put_cell("r", {**cell, "spec": spec, "result": {}})
+    store.set_run_status("r", "finished")
+    table, name = column.split(".")
+    store.conn.execute(f"UPDATE {table} SET {name}=?", (text,))
+    store.close()
+    for argv in (["report", "r", "--out", str(folder / "o")], ["compare", "r", "r"]):
+        assert _exit_code([*argv, "--store", str(path)]) in (0, 2)

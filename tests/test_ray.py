@@ -3,19 +3,22 @@ command in subprocesses.
 
 One Ray instance, held by a helper process for the module, is the "cluster" runs connect to
 (``--ray-address``); the comparison with the local executor starts its own local instance, as
-``harness run --executor ray`` does without an address. Each run carries a ``HARNESS_TEST_TAG``
-variable (forwarded to Ray tasks like every ``HARNESS_*`` one), so a test can check that no Ray
-worker or worker subprocess of its run outlives it. Without ray these tests skip, except the
-one that checks what ``--executor ray`` says when ray is missing.
+``harness run --executor ray`` does without an address. Both listen on loopback only. Each run
+carries a ``HARNESS_TEST_TAG`` variable (forwarded to Ray tasks through ``$HARNESS_RAY_ENV``),
+so a test can check that no Ray worker or worker subprocess of its run outlives it. Without ray
+these tests skip, except the ones that need no Ray process.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ import pytest
 from test_reliability import FAST, harness, one_line_error, runs, start, stored, wait_for
 from test_run import installed_harness, plant_decoy
 
+from harness.executors.ray_executor import TASK_VARS, forwarded_env
 from harness.plugins import get_plugins
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -35,10 +39,14 @@ UNSTABLE = ("worker_pid", "started", "executor", "node")
 """Result keys that say where and when a cell ran, not what it computed."""
 
 
+TAG_ENV = {"HARNESS_RAY_ENV": "HARNESS_TEST_TAG"}
+"""Forwards the test tag to Ray tasks (a variable the harness does not know)."""
+
+
 RAY_HOLDER = """
 import logging, sys, ray
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-         logging_level=logging.ERROR)
+         logging_level=logging.ERROR, _node_ip_address="127.0.0.1")
 print(ray.get_runtime_context().gcs_address, flush=True)
 sys.stdin.read()  # until the tests are done, or pytest is gone
 ray.shutdown()
@@ -46,25 +54,33 @@ ray.shutdown()
 
 
 @pytest.fixture(scope="module")
-def ray_address() -> Iterator[str]:
-    """The address of a Ray instance with 2 CPUs, held for this module by a helper process
-    (a Ray driver inside pytest would fork a process that may have imported JAX)."""
+def ray_holder() -> Iterator[tuple[str, int]]:
+    """The address of a Ray instance with 2 CPUs on loopback, and the pid of the helper process
+    that holds it for this module (a Ray driver inside pytest would fork a process that may have
+    imported JAX)."""
     holder = subprocess.Popen(
         [sys.executable, "-c", RAY_HOLDER],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},  # Ray's loopback switch
     )
     assert holder.stdin is not None and holder.stdout is not None
     try:
         address = holder.stdout.readline().strip()
         assert address, "the Ray instance did not start"
-        yield address
+        yield address, holder.pid
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
         holder.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def ray_address(ray_holder: tuple[str, int]) -> str:
+    """The address of the module's Ray instance."""
+    return ray_holder[0]
 
 
 def tagged(tag: str) -> list[int]:
@@ -79,6 +95,62 @@ def tagged(tag: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def descendants(pid: int) -> set[int]:
+    """``pid`` and every live process below it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:  # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        found.add(todo[-1])
+        todo.extend(children.get(todo.pop(), []))
+    return found
+
+
+def proc_ip(field: str) -> str:
+    """The IP of a ``/proc/net/tcp{,6}`` address field (hex, in host byte order per word)."""
+    raw = b"".join(bytes.fromhex(field[i : i + 8])[::-1] for i in range(0, len(field), 8))
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+def listening(pids: set[int]) -> list[tuple[int, str]]:
+    """``(pid, ip)`` of every TCP socket in LISTEN state that one of ``pids`` holds."""
+    listen = {}  # socket inode -> local IP
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # TCP_LISTEN
+                listen[fields[9]] = proc_ip(fields[1].split(":")[0])
+    found = []
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        inodes = [link[8:-1] for link in links if link.startswith("socket:[")]
+        found += [(pid, listen[inode]) for inode in inodes if inode in listen]
+    return found
+
+
+def loopback(ip: str) -> bool:
+    """127.0.0.0/8 or ::1, or 127.x as an IPv4-mapped IPv6 address (a dual-stack socket bound
+    to it accepts 127.x connections only)."""
+    address = ipaddress.ip_address(ip)
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+def assert_on_loopback(pids: set[int]) -> None:
+    """Every listening socket of ``pids`` (there must be some) is on loopback."""
+    sockets = listening(pids)
+    assert sockets, "no listening socket found"
+    assert all(loopback(ip) for _, ip in sockets), sorted(set(sockets))
 
 
 def comparable(value: Any) -> Any:
@@ -113,8 +185,139 @@ def test_without_ray_executor_ray_is_exit_2_with_the_hint(tmp_path: Path) -> Non
 def test_an_unreachable_cluster_is_one_line_and_no_run(tmp_path: Path) -> None:
     """A refused ``HOST:PORT`` is exit 2 at once (Ray itself would retry for minutes)."""
     args = ("run", *FAST, "--quick", "--store", "s.sqlite", "--executor", "ray")
-    out = harness(*args, "--ray-address", "127.0.0.1:1", cwd=tmp_path)
+    out = harness(*args, "--ray-address", "127.0.0.1:1", env=AUTH, cwd=tmp_path)
     one_line_error(out, "cannot reach the Ray cluster at 127.0.0.1:1")
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_tasks_get_the_allow_list_and_harness_ray_env_only() -> None:
+    """Ray keeps a task's ``runtime_env`` where every user of the cluster can read it: only the
+    harness's own task variables and the names in ``$HARNESS_RAY_ENV`` go there."""
+    environ = {
+        "HARNESS_PLUGINS": "fake_plugin",
+        "HARNESS_DATA_DIR": "/data",
+        "HARNESS_API_TOKEN": "secret",
+        "HARNESS_STORE": "/private/results.sqlite",
+        "HARNESS_RAY_ENV": " FAKE_FAULT ,HARNESS_TEST_TAG,,MISSING",
+        "FAKE_FAULT": "hang",
+        "HARNESS_TEST_TAG": "t",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+    }
+    assert forwarded_env(environ) == {
+        "FAKE_FAULT": "hang",
+        "HARNESS_DATA_DIR": "/data",
+        "HARNESS_PLUGINS": "fake_plugin",
+        "HARNESS_TEST_TAG": "t",
+    }
+    assert set(TASK_VARS) == {"HARNESS_PLUGINS", "HARNESS_DATA_DIR", "HARNESS_BASELINES"}
+
+
+class Mute:
+    """A TCP server on 127.0.0.1 that accepts every connection and then says nothing, or sends
+    ``garbage``: a port that is open but is no Ray cluster. Counts the connections."""
+
+    def __init__(self, garbage: bytes = b"") -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.garbage, self.accepted, self.held = garbage, 0, []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            self.accepted += 1
+            self.held.append(conn)
+            if self.garbage:
+                conn.sendall(self.garbage)
+
+    def close(self) -> None:
+        """Stop accepting, drop every connection."""
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture(params=[b"", b"\x00\xffnot a Ray cluster\r\n" * 64], ids=["silent", "garbage"])
+def mute(request: pytest.FixtureRequest) -> Iterator[Mute]:
+    """A :class:`Mute` server, silent or sending garbage."""
+    server = Mute(request.param)
+    yield server
+    server.close()
+
+
+BOUND = {"HARNESS_RAY_CONNECT_TIMEOUT": "2"}
+
+
+@needs_ray
+def test_an_unjoinable_address_is_one_line_within_the_bound(tmp_path: Path, mute: Mute) -> None:
+    """A port that accepts the connection but is no Ray cluster: exit 2 and one line naming
+    the address and what to check once ``$HARNESS_RAY_CONNECT_TIMEOUT`` has passed (Ray itself
+    retried for minutes); no run stored."""
+    args = ("run", *FAST, "--quick", "--store", "s.sqlite", "--executor", "ray")
+    out = harness(*args, "--ray-address", mute.address, env={**AUTH, **BOUND}, cwd=tmp_path)
+    line = one_line_error(out, f"cannot join the Ray cluster at {mute.address}: ")
+    assert "within 2 s ($HARNESS_RAY_CONNECT_TIMEOUT)" in line and "RAY_AUTH_MODE=token" in line
+    assert mute.accepted >= 1 and not (tmp_path / "s.sqlite").exists()
+
+
+@needs_ray
+def test_an_explicit_address_without_token_auth_is_warned_about(tmp_path: Path) -> None:
+    """``--ray-address`` without ``RAY_AUTH_MODE=token``: Ray sends no token, and says nothing;
+    the harness warns in one line (here before failing to join a mute port)."""
+    server = Mute()
+    try:
+        args = ("run", *FAST, "--quick", "--store", "s.sqlite", "--executor", "ray")
+        env = {**BOUND, "RAY_AUTH_MODE": "disabled"}
+        out = harness(*args, "--ray-address", server.address, env=env, cwd=tmp_path)
+    finally:
+        server.close()
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    warning, error = out.stderr.strip().splitlines()
+    opening = f"harness: warning: the connection to the Ray cluster at {server.address} is not "
+    assert warning.startswith(opening + "authenticated")
+    assert "RAY_AUTH_MODE=token" in warning and error.startswith("harness: error: cannot join")
+
+
+@needs_ray
+def test_a_token_cluster_joined_without_the_token_ends_within_the_bound(
+    tmp_path: Path, ray_address: str
+) -> None:
+    """A real cluster that answers but refuses the driver (token authentication, no
+    ``RAY_AUTH_MODE=token``): ``ray.init`` retries forever in C++; the run ends after the bound
+    with the warning and the error, the last lines of stderr (Ray may log its retries)."""
+    args = ("run", *FAST, "--quick", "--store", "s.sqlite", "--executor", "ray")
+    env = {**BOUND, "RAY_AUTH_MODE": "disabled"}
+    out = harness(*args, "--ray-address", ray_address, env=env, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    ours = [line for line in out.stderr.splitlines() if line.startswith("harness: ")]
+    assert len(ours) == 2 and ours[0].startswith("harness: warning: "), out.stderr
+    assert ours[1].startswith(f"harness: error: cannot join the Ray cluster at {ray_address}: ")
+    assert out.stderr.strip().splitlines()[-1] == ours[1]
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+@needs_ray
+def test_sigterm_while_joining_a_mute_address_exits_143(tmp_path: Path) -> None:
+    """SIGTERM while the run waits for a cluster that never answers ends it as usual (143, one
+    line), long before the bound: the wait keeps signals working."""
+    server = Mute()
+    args = ("run", *FAST, "--quick", "--store", "s.sqlite", "--executor", "ray")
+    env = {**AUTH, "HARNESS_RAY_CONNECT_TIMEOUT": "600"}
+    proc = start(*args, "--ray-address", server.address, env=env, cwd=tmp_path)
+    try:
+        wait_for(lambda: server.accepted >= 2, what="the probe's connections")  # TCP, then gRPC
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        server.close()
+    err = (tmp_path / "stderr.txt").read_text().strip()
+    assert err == "harness: interrupted (SIGTERM)"
     assert not (tmp_path / "s.sqlite").exists()
 
 
@@ -133,7 +336,7 @@ def test_ray_results_equal_local_results(tmp_path: Path) -> None:
     sweep += ("--quick", "--epochs", "2", "--seeds", "2")
     local = harness(*sweep, "--store", "local.sqlite", "--no-report", cwd=tmp_path)
     assert local.returncode == 0, local.stderr
-    tag = {"HARNESS_TEST_TAG": str(tmp_path)}
+    tag = {"HARNESS_TEST_TAG": str(tmp_path), **TAG_ENV}
     out = harness(
         *sweep, "--store", "ray.sqlite", "--out", "rep", "--executor", "ray", env=tag, cwd=tmp_path
     )
@@ -157,7 +360,7 @@ def test_a_crash_in_a_ray_task_fails_only_its_cell(tmp_path: Path, ray_address: 
     faults = "fake/cpu/no-bn/lr=0.05/seed=0=segfault;/bn/lr=0.1/seed=1=killparent"
     env = {
         "FAKE_FAULTS": faults,
-        "HARNESS_RAY_ENV": "FAKE_FAULTS",
+        "HARNESS_RAY_ENV": "FAKE_FAULTS,HARNESS_TEST_TAG",
         "HARNESS_TEST_TAG": str(tmp_path),
         **AUTH,
     }
@@ -188,7 +391,9 @@ def test_interrupted_under_ray_keeps_finished_cells_and_resume_finishes(
     """Ctrl-C (SIGINT to the process group) on a cluster, or SIGTERM to ``harness`` alone on
     the local instance it started, while a Ray task hangs: exit 130 or 143, the finished cell
     kept, the hung task cancelled, the local instance shut down, nothing left running; then
-    ``--resume`` finishes with the run's own executor and address."""
+    ``--resume`` finishes with the run's own executor and address. While the task hangs: every
+    listening socket of the Ray instance is on loopback, and on the cluster the Ray workers
+    lack the ``HARNESS_*`` variable that is not on the allow-list."""
     address = (
         ["--ray-address", request.getfixturevalue("ray_address")] if where == "cluster" else []
     )
@@ -197,15 +402,25 @@ def test_interrupted_under_ray_keeps_finished_cells_and_resume_finishes(
         "FAKE_FAULT": "hang",
         "FAKE_FAULT_CELL": "/bn/",
         "FAKE_FAULT_MARK": str(mark),
-        "HARNESS_RAY_ENV": "FAKE_FAULT,FAKE_FAULT_CELL,FAKE_FAULT_MARK",
+        "HARNESS_RAY_ENV": "FAKE_FAULT,FAKE_FAULT_CELL,FAKE_FAULT_MARK,HARNESS_TEST_TAG",
         "HARNESS_TEST_TAG": str(tmp_path),
+        "HARNESS_TEST_SECRET": "not for the cluster",  # a HARNESS_* name not on the allow-list
         **AUTH,
     }
     args = ("run", *FAST, "--quick", "--no-report", "--store", "s.sqlite", "--executor", "ray")
     proc = start(*args, *address, env=env, cwd=tmp_path)
     wait_for(lambda: len(stored(tmp_path / "s.sqlite")) == 1, what="the first cell")
     wait_for(mark.exists, what="the second cell to hang")
-    assert len(tagged(str(tmp_path))) >= 2  # at least the Ray worker and the worker under it
+    run_pids = set(tagged(str(tmp_path)))
+    assert len(run_pids) >= 2  # at least the Ray worker and the worker under it
+    if where == "cluster":  # Ray workers of the cluster see only what the run forwards
+        workers = run_pids - descendants(proc.pid)  # not the driver, which has every variable
+        assert workers
+        environs = [(Path("/proc") / str(pid) / "environ").read_bytes() for pid in workers]
+        assert not [e for e in environs if b"HARNESS_TEST_SECRET=" in e]
+        assert_on_loopback(descendants(request.getfixturevalue("ray_holder")[1]))
+    else:  # the instance the run started: its GCS, raylet, agents and workers
+        assert_on_loopback(descendants(proc.pid) | run_pids)
     if signum == signal.SIGINT:
         os.killpg(proc.pid, signum)  # what the terminal does on Ctrl-C
     else:

@@ -243,3 +243,28 @@ def test_compare_shows_what_changed_between_two_runs(tmp_path: Path) -> None:
     assert len(rows) == 2 and all("| 0/2 seeds " in r for r in rows), rows
     bad = harness("compare", first, "no-such-run", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and first in bad.stderr
+
+
+ATTACKER_BASELINE = """
+from pathlib import Path
+Path(__file__).with_name("ran").write_text("attacker code ran")
+def prepare(*args, **kwargs):
+    raise RuntimeError("attacker baseline")
+"""
+
+
+def test_baselines_are_never_loaded_from_the_current_folder(tmp_path: Path) -> None:
+    """Running the timing suite in a folder someone else controls must not run their
+    ``baselines/*.py``: the baselines are loaded from the installed package only."""
+    planted = tmp_path / "baselines"
+    planted.mkdir()
+    for kind in ("expert", "tutorial"):
+        (planted / f"fake_{kind}.py").write_text(ATTACKER_BASELINE)
+    argv = ["run", "--suite", "timing", "--backend", "fake", "--dataset", "synthetic"]
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_BASELINES"}
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv, "--quick", "--no-report"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert not (planted / "ran").exists()

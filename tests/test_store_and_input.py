@@ -93,7 +93,9 @@ def test_version_1_file_is_migrated(tmp_path: Path) -> None:
     conn.close()
     store = Store(path)
     version = store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    assert int(version[0]) == SCHEMA_VERSION == 2
+    assert int(version[0]) == SCHEMA_VERSION == 3
+    columns = {r[1] for r in store.conn.execute("PRAGMA table_info(runs)")}
+    assert {"owner_host", "owner_pid", "owner_start", "heartbeat"} <= columns
     stopped = dict(store.conn.execute("SELECT run_id, stopped FROM runs").fetchall())
     assert stopped == {"old": 150.0, "cut": None}
     indexes = [
@@ -111,12 +113,13 @@ def test_newer_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     Store(path).close()
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    conn.execute(f"UPDATE meta SET value='{SCHEMA_VERSION + 1}' WHERE key='schema_version'")
     conn.commit()
     conn.close()
     for args in (["runs"], ["report"], ["run", *FAST]):
         out = harness(*args, "--store", str(path), cwd=tmp_path)
-        one_line_error(out, "schema version 3, newer than this harness (2)")
+        newer = SCHEMA_VERSION + 1
+        one_line_error(out, f"schema version {newer}, newer than this harness ({SCHEMA_VERSION})")
 
 
 # ---- bad input ---------------------------------------------------------------------------------
@@ -264,3 +267,94 @@ def test_backend_all_runs_the_rest_and_says_what_it_skipped(
     assert any("skipping backend 'ghost'" in n for n in json.loads(run["settings"])["notes"])
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "- **Note**: skipping backend 'ghost' needs ghost_framework" in report
+
+
+# ---- damaged files and untrusted names ---------------------------------------------------------
+
+
+def _stored_run(tmp_path: Path) -> tuple[Path, str]:
+    out = harness("run", *FAST, "--quick", "--no-report", "--store", "s.sqlite", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return tmp_path / "s.sqlite", runs(tmp_path / "s.sqlite")[0]["run_id"]
+
+
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("UPDATE meta SET value='2x' WHERE key='schema_version'", "not an integer"),
+        ("UPDATE cells SET result='{broken' WHERE rowid=1", "damaged row"),
+        ("UPDATE cells SET spec='[1, 2]' WHERE rowid=1", "field 'spec' should be object"),
+        ("UPDATE runs SET settings='null'", "field 'settings' should be object"),
+    ],
+)
+def test_a_damaged_store_is_one_line(tmp_path: Path, sql: str, message: str) -> None:
+    path, run_id = _stored_run(tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+    for command in (["report", run_id], ["compare", run_id, run_id]):
+        one_line_error(harness(*command, "--store", str(path), cwd=tmp_path), message)
+
+
+def _results_json(tmp_path: Path) -> dict:
+    out = harness("run", *FAST, "--quick", "--out", "rep", "--store", "s.sqlite", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert data["version"] == 1
+    return data
+
+
+BAD_JSON = [
+    (lambda d: d.update(settings=None), "field 'settings' should be object, got null"),
+    (lambda d: d.update(cells="abc"), "field 'cells' should be list, got str"),
+    (
+        lambda d: d["cells"][0].update(epochs={}),
+        "cells[0]: field 'epochs' should be a list of dict",
+    ),
+    (lambda d: d["cells"][0].update(result="x"), "cells[0]: field 'result' should be object"),
+    (lambda d: d["settings"].update(seeds="2"), "settings: field 'seeds' should be int"),
+    (lambda d: d.update(version=99), "version 99 is newer"),
+    (lambda d: d.update(run_id="../../escaped"), "is not a name"),
+    (lambda d: d.update(run_id="/tmp/abs"), "is not a name"),
+]
+
+
+def test_a_results_json_with_wrong_types_or_a_path_for_a_name_is_one_line(tmp_path: Path) -> None:
+    """Every field read from a results.json is checked; a run id is a name, never a path, so
+    ``harness report X.json`` (writing to reports/runs/RUN_ID) cannot write outside it."""
+    good = _results_json(tmp_path)
+    for i, (damage, message) in enumerate(BAD_JSON):
+        data = json.loads(json.dumps(good))
+        damage(data)
+        (tmp_path / f"bad{i}.json").write_text(json.dumps(data))
+        one_line_error(harness("report", f"bad{i}.json", cwd=tmp_path), message)
+        one_line_error(harness("compare", f"bad{i}.json", "rep/results.json", cwd=tmp_path))
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+    assert not Path("/tmp/abs").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config", "/dev/zero"], "larger than 1024 KiB"),
+        (["--epochs", "1000000000"], "GiB for the batch order"),
+        (["--executor", ""], "unknown executor ''; valid: local, ray"),
+        (["--executor", "lo\ncal"], "unknown executor 'lo\\ncal'"),
+        (["--backend", "fa\nke"], "unknown backend 'fa\\nke'"),
+    ],
+)
+def test_unbounded_or_odd_input_is_refused_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    one_line_error(harness("run", *FAST, "--quick", *args, cwd=tmp_path), message)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_output_to_a_closed_pipe_is_no_traceback(tmp_path: Path) -> None:
+    """``harness list | head -1``: the reader goes away; no traceback, no noise."""
+    command = f"{sys.executable} -m harness.cli list | head -c 1"
+    out = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120
+    )
+    assert out.stderr == "" and out.returncode == 1

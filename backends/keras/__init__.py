@@ -1,8 +1,10 @@
-"""The Keras 3 backend plugin (the adapter is in :mod:`harness.backends.keras.backend`).
+"""The Keras 3 backend plugin: Keras on each of its engines (TensorFlow, JAX, torch).
 
-Importing this module must stay cheap: it names the adapter but never imports keras or
-tensorflow. ``worker_env`` holds what TensorFlow reads once, at import time, so it is set in the
-worker's environment before the adapter module is loaded.
+One adapter (:mod:`harness.backends.keras.backend`) serves every engine; each engine is its own
+registered backend (``keras``, ``keras-jax``, ``keras-torch``) because Keras chooses its engine
+once per process, at import, from ``KERAS_BACKEND``: ``worker_env`` sets it (and what the
+engine reads at import) in the worker before the adapter is loaded. Importing this module stays
+cheap: it never imports keras or an engine.
 """
 
 from __future__ import annotations
@@ -10,28 +12,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from harness.backends.keras.environment import ENGINE_REQUIRES, ENGINES, worker_env
 from harness.hookspecs import hookimpl
 from harness.registry import BackendInfo
 
-WORKER_ENV = {
-    "KERAS_BACKEND": "tensorflow",
-    # Hide TensorFlow's C++ INFO/WARNING chatter (CPU feature guard, oneDNN notices, XLA notes).
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    # Grow GPU memory on demand instead of grabbing it all at start-up (read at GPU init).
-    "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+FAST_PATH = {
+    "tensorflow": "one XLA-compiled tf.function per epoch",
+    "jax": "one jitted lax.scan per epoch over stateless_call",
+    "torch": "eager steps over preloaded tensors",
 }
+CLASSES = {"tensorflow": "KerasBackend", "jax": "KerasJaxBackend", "torch": "KerasTorchBackend"}
 
-INFO = BackendInfo(
-    name="keras",
-    factory="harness.backends.keras.backend:KerasBackend",
-    requires=("keras", "tensorflow"),
-    description="Keras 3 on TensorFlow: Dense/BatchNormalization, one XLA-compiled loop per epoch",
-    extra="keras",
-    worker_env=WORKER_ENV,
-)
+
+def backend_info(name: str) -> BackendInfo:
+    """The registration of Keras on the engine of backend ``name`` (see ``ENGINES``)."""
+    engine = ENGINES[name]
+    return BackendInfo(
+        name=name,
+        factory=f"harness.backends.keras.backend:{CLASSES[engine]}",
+        requires=ENGINE_REQUIRES[engine],
+        description=f"Keras 3 on {engine}: Dense/BatchNormalization, {FAST_PATH[engine]}",
+        extra=name,
+        worker_env=worker_env(engine),
+    )
+
+
+INFOS = tuple(backend_info(name) for name in ENGINES)
+INFO = INFOS[0]
 
 
 @hookimpl
 def harness_register_backends(register: Callable[[Any], None]) -> None:
-    """Register the Keras backend."""
-    register(INFO)
+    """Register Keras on each of its engines."""
+    for info in INFOS:
+        register(info)

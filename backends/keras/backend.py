@@ -1,23 +1,26 @@
-"""Keras 3 (TensorFlow) adapter: real Keras layers and optimizers, one XLA-compiled loop per epoch.
+"""Keras 3 adapter for every engine: real Keras layers and optimizers, the engine's fast loop.
 
-The training loop itself is in :mod:`harness.backends.keras.loop`; this module holds the
-:class:`~harness.backend.Backend` contract: device and thread setup, build, parameters,
-evaluation and the single-layer BN probe of the numerics suite.
+One adapter, three registered backends (:mod:`harness.backends.keras`): ``keras`` (TensorFlow),
+``keras-jax`` and ``keras-torch``. Keras reads ``KERAS_BACKEND`` once per process, at import; the
+worker sets it (``worker_env``) before this module loads. Everything here goes through Keras
+(layers, ``keras.ops``, ``keras.device``); what differs per engine (threads, devices, the
+compiled epoch, gradients) is in the ``engine_<name>`` module of the engine Keras runs on.
 """
 
 from __future__ import annotations
 
-import os
+from harness.backends.keras.environment import ensure_engine
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ensure_engine()
 
+import importlib  # noqa: E402
 import time  # noqa: E402
-from typing import Any  # noqa: E402
+from types import ModuleType  # noqa: E402
+from typing import Any, ClassVar  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from keras import ops  # noqa: E402
 
 from harness.backend import (  # noqa: E402
     Backend,
@@ -31,7 +34,6 @@ from harness.backend import (  # noqa: E402
 )
 from harness.backends.keras.gemm import matmul_rates  # noqa: E402
 from harness.backends.keras.loop import (  # noqa: E402
-    JIT_COMPILE,
     CompiledLoop,
     compiled_loop,
     count_correct,
@@ -50,9 +52,11 @@ from harness.specs import ModelSpec, TrainSpec  # noqa: E402
 
 Params = dict[str, np.ndarray]
 EVAL_CHUNK = 8192
-INTER_OP_THREADS = 1  # an MLP step is a chain of dependent ops; a second pool only oversubscribes
-
-tf.get_logger().setLevel("ERROR")
+ENGINE: ModuleType = importlib.import_module(
+    f"harness.backends.keras.engine_{keras.backend.backend()}"
+)
+BN_KEYS = (("gamma", "scale"), ("beta", "offset"), ("moving_mean", "mean"))
+BN_KEYS += (("moving_variance", "var"),)
 
 
 def _bn_layer(call: BNCall, width: int) -> keras.layers.BatchNormalization:
@@ -67,77 +71,58 @@ def _bn_layer(call: BNCall, width: int) -> keras.layers.BatchNormalization:
 
 
 def _np32(value: Any) -> np.ndarray | None:
-    return None if value is None else np.asarray(tf.cast(value, tf.float32).numpy())
+    return None if value is None else np.asarray(ops.convert_to_numpy(value), np.float32)
 
 
 class KerasBackend(Backend):
-    """Keras ``Dense``/``BatchNormalization`` MLP trained by a compiled per-epoch loop."""
+    """Keras ``Dense``/``BatchNormalization`` MLP trained by the engine's compiled epoch."""
 
-    name = "keras"
+    name: ClassVar[str] = "keras"
+    engine: ClassVar[str] = "tensorflow"
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+        running = keras.backend.backend()
+        if running != self.engine:
+            raise RuntimeError(
+                f"backend '{self.name}' needs Keras on {self.engine}, but this process imported "
+                f"keras on {running} (KERAS_BACKEND is read once per process): run it in its own "
+                f"worker (harness run/check do) with KERAS_BACKEND={self.engine}"
+            )
         super().__init__(device, threads)
-        self.tf_device = "/GPU:0" if device == "gpu" else "/CPU:0"
-        self.thread_note = self._configure(threads)
+        self.place = "gpu:0" if device == "gpu" else "cpu:0"
+        self.thread_note = ENGINE.configure(threads, device)
         self.loops: dict[str, CompiledLoop] = {}  # compiled training loops, one per config
-
-    @staticmethod
-    def _configure(threads: int) -> str:
-        """Threads, TF32 off and GPU memory growth; these only work before TF's runtime starts."""
-        try:
-            if threads > 0:
-                tf.config.threading.set_intra_op_parallelism_threads(threads)
-                tf.config.threading.set_inter_op_parallelism_threads(INTER_OP_THREADS)
-            for gpu in tf.config.list_physical_devices("GPU"):
-                tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError as exc:  # runtime already initialized (several backends, one process)
-            return f"not applied: {exc}"
-        finally:
-            # Full float32 everywhere so backends are comparable; stated in versions().
-            tf.config.experimental.enable_tensor_float_32_execution(False)
-        return "applied"
 
     @classmethod
     def devices(cls) -> list[str]:
-        """CPU, plus GPU when TensorFlow sees one."""
-        return ["cpu", "gpu"] if tf.config.list_physical_devices("GPU") else ["cpu"]
+        """CPU, plus GPU when the engine sees one."""
+        return list(ENGINE.devices())
 
     def versions(self) -> dict[str, str]:
-        """keras/tensorflow versions, XLA, threads, TF32 and device name."""
-        threading = tf.config.threading
-        info = {
+        """keras version, the engine it runs on and the engine's settings (threads, TF32)."""
+        return {
             "keras": keras.__version__,
-            "tensorflow": tf.__version__,
             "keras_backend": keras.backend.backend(),
-            "jit_compile": str(JIT_COMPILE),
-            "train_loop": "one tf.function per epoch (while loop over the batch order)",
-            "intra_op_threads": str(threading.get_intra_op_parallelism_threads()),
-            "inter_op_threads": str(threading.get_inter_op_parallelism_threads()),
+            "engine": self.engine,
+            **ENGINE.versions(self.device),
+            "train_loop": ENGINE.TRAIN_LOOP,
             "threads_setting": self.thread_note,
-            "tf32": str(tf.config.experimental.tensor_float_32_execution_enabled()),
-            "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-            "device": self.tf_device,
+            "device": self.place,
         }
-        gpus = tf.config.list_physical_devices("GPU")
-        if self.device == "gpu" and gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            info["gpu"] = str(details.get("device_name", gpus[0].name))
-            info["memory_growth"] = str(tf.config.experimental.get_memory_growth(gpus[0]))
-        return info
 
     def synchronize(self) -> None:
         """Wait for queued device work (GPU execution is asynchronous); a no-op on CPU."""
-        if self.device == "gpu":
-            tf.test.experimental.sync_devices()
+        ENGINE.synchronize(self.device)
 
     def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> keras.Model:
         """Canonical params when given, else Keras' own default initializers (seeded)."""
         self.check_device()
         keras.utils.set_random_seed(seed)
-        with tf.device(self.tf_device):
+        with keras.device(self.place):
             model = build_mlp(spec)
             if params is not None:
                 set_params(model, params)
+        model.harness_spec = spec  # what the compiled loop's stand-in is built from
         return model
 
     def get_params(self, model: Any) -> Params:
@@ -148,6 +133,10 @@ class KerasBackend(Backend):
         """Load canonical arrays."""
         set_params(model, params)
 
+    def _tensors(self, *arrays: np.ndarray) -> list[Any]:
+        with keras.device(self.place):
+            return [ops.convert_to_tensor(a) for a in arrays]
+
     def train(
         self,
         model: Any,
@@ -156,30 +145,38 @@ class KerasBackend(Backend):
         order: np.ndarray,
         on_epoch: EpochCallback | None = None,
     ) -> list[EpochMetrics]:
-        """SGD/Adam over the given batch order; one compiled call per epoch."""
-        with tf.device(self.tf_device):
-            loop = compiled_loop(self.loops, model, spec)
-            tensors = (
-                tf.constant(np.asarray(data.x_train, np.float32)),
-                tf.constant(np.asarray(data.y_train, np.int32)),
-                tf.constant(np.asarray(order, np.int32)),
-            )
+        """SGD/Adam over the given batch order; one compiled call per epoch; a fresh optimizer."""
+        with keras.device(self.place):
+            loop = self._loop(model, spec)
             loop.start(model)
-            return self._epochs(model, data, spec, loop, tensors, on_epoch)
+        x, y, orders = self._tensors(
+            np.asarray(data.x_train, np.float32),
+            np.asarray(data.y_train, np.int32),
+            np.asarray(order, np.int32),
+        )
+        return self._epochs(model, data, spec, loop, (x, y, orders), on_epoch)
+
+    def _loop(self, model: keras.Model, spec: TrainSpec) -> CompiledLoop:
+        """The cached compiled loop for ``model``'s architecture and ``spec``'s optimizer."""
+        arch: ModelSpec = model.harness_spec
+        return compiled_loop(self.loops, model, spec, ENGINE.make_epoch_fn, lambda: build_mlp(arch))
 
     def stepper(self, model: Any, data: TrainData, spec: TrainSpec) -> StepRunner:
         """The compiled loop of :meth:`train` without per-epoch metrics (benchmarks).
 
         Trains the cached loop's stand-in model; ``model`` itself is not updated.
         """
-        with tf.device(self.tf_device):
-            loop = compiled_loop(self.loops, model, spec)
+        with keras.device(self.place):
+            loop = self._loop(model, spec)
             loop.start(model)
-            return loop.stepper(data.x_train, data.y_train, self.tf_device)
+        x, y = self._tensors(
+            np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int32)
+        )
+        return loop.stepper(x, y, self.place)
 
     def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
-        """FLOP/s of ``tf.matmul`` (float32, XLA as the training loop) on ``shapes``."""
-        return matmul_rates(shapes, repeats, self.tf_device)
+        """FLOP/s of ``keras.ops.matmul`` (float32, compiled as the training loop) on ``shapes``."""
+        return matmul_rates(shapes, repeats, self.place, ENGINE)
 
     def _epochs(
         self,
@@ -187,7 +184,7 @@ class KerasBackend(Backend):
         data: TrainData,
         spec: TrainSpec,
         loop: CompiledLoop,
-        tensors: tuple[tf.Tensor, tf.Tensor, tf.Tensor],
+        tensors: tuple[Any, Any, Any],
         on_epoch: EpochCallback | None,
     ) -> list[EpochMetrics]:
         x, y, orders = tensors
@@ -199,11 +196,11 @@ class KerasBackend(Backend):
             loop.opt.learning_rate.assign(lr)  # a variable: no retrace
             epoch_order = orders[epoch]
             start = time.perf_counter()
-            losses, correct = loop.run(x, y, epoch_order)
-            losses_np = losses.numpy()  # waits for the device
+            with keras.device(self.place):
+                losses, correct = loop.run(x, y, epoch_order)  # waits for the device
             seconds = time.perf_counter() - start
             loop.finish(model)
-            metrics = self._epoch_metrics(model, data, epoch, losses_np, int(correct) / samples)
+            metrics = self._epoch_metrics(model, data, epoch, losses, correct / samples)
             metrics.time_s, metrics.lr = seconds, lr
             history.append(metrics)
             if on_epoch is not None and not on_epoch(metrics):
@@ -226,14 +223,19 @@ class KerasBackend(Backend):
             extra={"eval_s": time.perf_counter() - start},
         )
 
-    def _forward(self, model: keras.Model, x: np.ndarray, training: bool) -> tf.Tensor:
+    def _forward(self, model: keras.Model, x: np.ndarray, training: bool) -> Any:
         """Logits; ``training`` uses batch statistics of all of ``x`` and restores moving stats."""
-        with tf.device(self.tf_device):
-            xt = tf.constant(np.asarray(x, np.float32))
+        with keras.device(self.place), ENGINE.inference():
+            xt = ops.convert_to_tensor(np.asarray(x, np.float32))
             if not training:
                 chunks = range(0, int(xt.shape[0]), EVAL_CHUNK)
-                return tf.concat([forward(model, xt[i : i + EVAL_CHUNK], False) for i in chunks], 0)
-            saved = [(v, v.numpy()) for n in norm_layers(model) for v in n.non_trainable_variables]
+                parts = [forward(model, xt[i : i + EVAL_CHUNK], False) for i in chunks]
+                return ops.concatenate(parts, 0)
+            saved = [
+                (v, ops.convert_to_numpy(v.value))
+                for n in norm_layers(model)
+                for v in n.non_trainable_variables
+            ]
             out = forward(model, xt, True, norms_only=True)
             for var, value in saved:
                 var.assign(value)
@@ -241,23 +243,23 @@ class KerasBackend(Backend):
 
     def logits(self, model: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Model outputs; ``training`` normalizes with batch statistics, updating nothing."""
-        return np.asarray(self._forward(model, x, training).numpy())
+        return np.asarray(ops.convert_to_numpy(self._forward(model, x, training)))
 
     def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
         """Eval-mode input of hidden layer ``layer``'s activation."""
-        with tf.device(self.tf_device):
-            xt = tf.constant(np.asarray(x, np.float32))
-            return np.asarray(pre_activations(model, xt, layer).numpy())
+        with keras.device(self.place), ENGINE.inference():
+            xt = ops.convert_to_tensor(np.asarray(x, np.float32))
+            return np.asarray(ops.convert_to_numpy(pre_activations(model, xt, layer)))
 
     def evaluate(
         self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False
     ) -> tuple[float, float]:
         """Mean cross-entropy and accuracy in eval (or train) mode."""
         logits = self._forward(model, x, training)
-        with tf.device(self.tf_device):
-            yt = tf.constant(np.asarray(y, np.int32))
-            loss = float(cross_entropy(yt, logits))
-            acc = float(count_correct(yt, logits)) / max(1, len(y))
+        with keras.device(self.place), ENGINE.inference():
+            yt = ops.convert_to_tensor(np.asarray(y, np.int32))
+            loss = float(ops.convert_to_numpy(cross_entropy(yt, logits)))
+            acc = float(ops.convert_to_numpy(count_correct(yt, logits))) / max(1, len(y))
         return loss, acc
 
     def batchnorm(
@@ -265,34 +267,57 @@ class KerasBackend(Backend):
     ) -> BNResult:
         """One ``keras.layers.BatchNormalization`` forward/backward in the requested mode/dtype."""
         try:
-            with tf.device(self.tf_device):
+            with keras.device(self.place):
                 return self._batchnorm(x, params, call, upstream)
-        except (tf.errors.OpError, TypeError, ValueError, NotImplementedError) as exc:
+        except (TypeError, ValueError, NotImplementedError, RuntimeError, *ENGINE.ERRORS) as exc:
             empty = np.zeros(0, np.float32)
             return BNResult(empty, None, None, None, empty, empty, f"{type(exc).__name__}: {exc}")
 
     def _batchnorm(
         self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray
     ) -> BNResult:
+        """The layer through ``stateless_call``, differentiated by the engine's autodiff."""
         bn = _bn_layer(call, x.shape[1])
-        for var, key in (
-            (bn.gamma, "scale"),
-            (bn.beta, "offset"),
-            (bn.moving_mean, "mean"),
-            (bn.moving_variance, "var"),
-        ):
-            var.assign(tf.cast(params[key], var.dtype))
-        xt = tf.constant(x, dtype=call.dtype)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = bn(xt, training=call.training)
-            target = tf.reduce_sum(out * tf.constant(upstream, dtype=out.dtype))
-        gx, gs, go = tape.gradient(target, [xt, bn.gamma, bn.beta])
+        value = {
+            id(getattr(bn, attr)): ops.convert_to_tensor(params[key], dtype=call.dtype)
+            for attr, key in BN_KEYS
+        }
+        stats = [value[id(v)] for v in bn.non_trainable_variables]
+        up = ops.convert_to_tensor(upstream, dtype=call.dtype)
+
+        def target(xt: Any, gamma: Any, beta: Any) -> tuple[Any, tuple[Any, ...]]:
+            trainable = {id(bn.gamma): gamma, id(bn.beta): beta}
+            out, new = bn.stateless_call(
+                [trainable[id(v)] for v in bn.trainable_variables],
+                stats,
+                xt,
+                training=call.training,
+            )
+            moved = dict(zip((id(v) for v in bn.non_trainable_variables), new, strict=True))
+            aux = (out, moved[id(bn.moving_mean)], moved[id(bn.moving_variance)])
+            return ops.sum(out * up), aux
+
+        args = (ops.convert_to_tensor(x, dtype=call.dtype), value[id(bn.gamma)])
+        (out, mean, var), (gx, gs, go) = ENGINE.grads(target, (*args, value[id(bn.beta)]))
         return BNResult(
             out=_np32(out),  # type: ignore[arg-type]
             grad_x=_np32(gx),
             grad_scale=_np32(gs),
             grad_offset=_np32(go),
-            running_mean=_np32(bn.moving_mean),  # type: ignore[arg-type]
-            running_var=_np32(bn.moving_variance),  # type: ignore[arg-type]
+            running_mean=_np32(mean),  # type: ignore[arg-type]
+            running_var=_np32(var),  # type: ignore[arg-type]
         )
+
+
+class KerasJaxBackend(KerasBackend):
+    """Keras on JAX: the same layers and optimizer, one jitted ``lax.scan`` per epoch."""
+
+    name: ClassVar[str] = "keras-jax"
+    engine: ClassVar[str] = "jax"
+
+
+class KerasTorchBackend(KerasBackend):
+    """Keras on torch: the same layers and optimizer, eager steps with torch autograd."""
+
+    name: ClassVar[str] = "keras-torch"
+    engine: ClassVar[str] = "torch"

@@ -1,4 +1,4 @@
-"""Keras MLP construction and the canonical parameter mapping.
+"""Keras MLP construction and the canonical parameter mapping (every engine).
 
 The model is a plain ``keras.Sequential`` of real Keras layers named ``dense_{i}`` and
 ``norm_{i}``, so the canonical names map one to one onto layer names.
@@ -6,14 +6,15 @@ The model is a plain ``keras.Sequential`` of real Keras layers named ``dense_{i}
 
 from __future__ import annotations
 
-import os
+from harness.backends.keras.environment import ensure_engine
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+ensure_engine()
+
+from typing import Any  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import layers  # noqa: E402
+from keras import layers, ops  # noqa: E402
 
 from harness.specs import ModelSpec  # noqa: E402
 
@@ -89,7 +90,10 @@ def param_vars(model: keras.Model) -> dict[str, keras.Variable]:
 
 def get_params(model: keras.Model) -> Params:
     """The model's variables as float32 NumPy copies in the canonical layout."""
-    return {name: np.array(var.numpy(), np.float32) for name, var in param_vars(model).items()}
+    return {
+        name: np.array(ops.convert_to_numpy(var.value), np.float32)
+        for name, var in param_vars(model).items()
+    }
 
 
 def set_params(model: keras.Model, params: Params) -> None:
@@ -98,9 +102,7 @@ def set_params(model: keras.Model, params: Params) -> None:
         var.assign(np.asarray(params[name], dtype=var.dtype))
 
 
-def forward(
-    model: keras.Model, x: tf.Tensor, training: bool, norms_only: bool = False
-) -> tf.Tensor:
+def forward(model: keras.Model, x: Any, training: bool, norms_only: bool = False) -> Any:
     """Logits; ``norms_only`` puts only the norm layers in training mode (no dropout)."""
     for layer in model.layers:
         mode = training and (not norms_only or isinstance(layer, NORM_TYPES))
@@ -108,10 +110,26 @@ def forward(
     return x
 
 
-def pre_activations(model: keras.Model, x: tf.Tensor, layer: int) -> tf.Tensor:
+def pre_activations(model: keras.Model, x: Any, layer: int) -> Any:
     """Input of hidden layer ``layer``'s activation (the BN paper's Figure 1 quantity)."""
     for module in model.layers:
         if module.name == f"act_{layer}":
             return x
         x = module(x, training=False)
     raise IndexError(layer)
+
+
+def keep_tensorflow_out() -> None:
+    """Tell Keras that TensorFlow is absent, so a JAX or torch engine never imports it.
+
+    ``keras.utils.set_random_seed`` seeds TensorFlow whenever it is installed, importing it (a
+    second framework, seconds of start-up and its thread pools) into a worker that never uses
+    it. Keras' lazy ``tensorflow`` module is private: if it moves, TensorFlow is imported again,
+    which costs time but changes no number.
+    """
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:  # pragma: no cover - a Keras without the private module
+        return
+    if getattr(module_utils.tensorflow, "module", None) is None:
+        module_utils.tensorflow._available = False

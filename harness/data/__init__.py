@@ -7,7 +7,9 @@ Registered through the ``harness_register_datasets`` hook like any plugin's data
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,31 @@ class Dataset:
     def input_size(self) -> int:
         """Number of features per sample."""
         return int(self.x_train.shape[1])
+
+    def digest(self) -> str:
+        """SHA-256 of the arrays every backend trains and validates on (after limit/scaling).
+
+        Names the exact data of a run whatever file or folder it came from (reports show it
+        instead of a local path).
+        """
+        h = hashlib.sha256()
+        for array in (self.x_train, self.y_train, self.x_val, self.y_val):
+            h.update(str((array.dtype.str, array.shape)).encode())
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+
+    def info(self) -> dict[str, Any]:
+        """The description every task stores as its result's ``dataset`` (one place, one shape)."""
+        return {
+            "name": self.name,
+            "train": len(self.y_train),
+            "val": len(self.y_val),
+            "source": self.source,
+            "note": self.note,
+            "input_size": self.input_size,
+            "num_classes": self.num_classes,
+            "sha256": self.digest(),
+        }
 
     def train_data(self) -> TrainData:
         """The arrays as the backend contract's :class:`TrainData`."""

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from harness.data import Dataset
-from harness.data.checksums import Checksums, verify_bytes, verify_file
+from harness.data.checksums import Checksums
 from harness.data.locate import CIFAR_ARCHIVE, CIFAR_DIR, Found, locate
 from harness.data.preprocess import DATA_SEED, finish, permutation, to_unit
+from harness.data.verify import read_verified
 from harness.errors import HarnessError
 from harness.specs import DataSpec
 
@@ -83,9 +84,9 @@ def parse_batch(data: bytes, origin: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tar_members(path: Path, names: tuple[str, ...], checksums: Checksums | None) -> list[bytes]:
-    verify_file(path, CIFAR_ARCHIVE, checksums)
+    archive = read_verified(path, "cifar10", CIFAR_ARCHIVE, checksums)  # the bytes that passed
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             blobs = []
             for name in names:
                 member = tar.extractfile(f"{CIFAR_DIR}/{name}")
@@ -105,9 +106,7 @@ def _dir_members(folder: Path, names: tuple[str, ...], checksums: Checksums | No
         path = folder / name
         if not path.is_file():
             raise HarnessError(f"{folder}: {name} is missing")
-        data = path.read_bytes()
-        verify_bytes(data, name, path, checksums)
-        blobs.append(data)
+        blobs.append(read_verified(path, "cifar10", name, checksums))
     return blobs
 
 

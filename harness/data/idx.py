@@ -7,14 +7,13 @@ follows in C order, big-endian. Files may be gzipped (``.gz``) as distributed.
 
 from __future__ import annotations
 
-import gzip
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from harness.data.checksums import Checksums, verify_bytes
+from harness.data.checksums import Checksums
+from harness.data.verify import read_gzip_verified, read_verified
 from harness.errors import HarnessError
 
 IDX_TYPES: dict[int, str] = {
@@ -50,13 +49,12 @@ def parse_idx(data: bytes, origin: Path | str) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=False)
 
 
-def read_idx(path: Path, checksums: Checksums | None = None) -> np.ndarray:
-    """Read an IDX file (gzipped when the name ends in ``.gz``) after verifying its checksum."""
-    raw = path.read_bytes()
-    verify_bytes(raw, path.name, path, checksums)
+def read_idx(path: Path, dataset: str, checksums: Checksums | None = None) -> np.ndarray:
+    """Read ``dataset``'s IDX file (gzipped when the name ends in ``.gz``), verified first.
+
+    The checksum check streams the file (see :mod:`harness.data.checksums`); only bytes that
+    passed it are parsed.
+    """
     if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise HarnessError(f"{path}: truncated or corrupt gzip data ({exc})") from None
-    return parse_idx(raw, path)
+        return parse_idx(read_gzip_verified(path, dataset, checksums=checksums), path)
+    return parse_idx(read_verified(path, dataset, checksums=checksums), path)

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import Dataset
-from harness.data.checksums import Checksums, verify_bytes
+from harness.data.checksums import Checksums
 from harness.data.idx import read_idx
 from harness.data.locate import MNIST_NPZ, Found, locate
 from harness.data.preprocess import DATA_SEED, finish, permutation, stratified_split, to_unit
+from harness.data.verify import read_verified
 from harness.errors import HarnessError
 from harness.specs import DataSpec
 
@@ -63,8 +64,7 @@ def load_mnist_5k(spec: DataSpec) -> Dataset:
 
 
 def _read_npz(path: Path, checksums: Checksums | None) -> Arrays:
-    raw = path.read_bytes()
-    verify_bytes(raw, MNIST_NPZ, path, checksums)
+    raw = read_verified(path, "mnist", MNIST_NPZ, checksums)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             x_train, y_train, x_test, y_test = (npz[k] for k in NPZ_KEYS)
@@ -84,15 +84,16 @@ def _validate(arrays: Arrays, origin: str) -> None:
             raise HarnessError(f"{origin}: {split} labels outside 0-9")
 
 
-def read_mnist(found: Found, checksums: Checksums | None = None) -> Arrays:
+def read_mnist(found: Found, checksums: Checksums | None = None, dataset: str = "mnist") -> Arrays:
     """Raw ``(x_train, y_train, x_test, y_test)`` from IDX files or ``mnist.npz``, verified.
 
-    Each file is checked against ``checksums`` (default: the official table) before parsing.
+    Each file is checked against ``dataset``'s entries in ``checksums`` (default: the official
+    table) before parsing; ``dataset="fashion-mnist"`` reads Fashion-MNIST's IDX files.
     """
     if found.kind == "npz":
         arrays = _read_npz(found.paths[0], checksums)
     else:
-        x_train, y_train, x_test, y_test = (read_idx(p, checksums) for p in found.paths)
+        x_train, y_train, x_test, y_test = (read_idx(p, dataset, checksums) for p in found.paths)
         arrays = (x_train, y_train, x_test, y_test)
     _validate(arrays, found.describe())
     return arrays

@@ -24,6 +24,11 @@ BUILTIN_DATASETS: tuple[DatasetInfo, ...] = (
         "MNIST 60,000 train / 10,000 test from IDX or mnist.npz files (--data-dir)",
     ),
     DatasetInfo(
+        "fashion-mnist",
+        "harness.data.fashion:load_fashion_mnist",
+        "Fashion-MNIST 60,000 train / 10,000 test; apt-get install dataset-fashion-mnist (offline)",
+    ),
+    DatasetInfo(
         "cifar10",
         "harness.data.cifar:load_cifar10",
         "CIFAR-10 50,000 train / 10,000 test from cifar-10-python.tar.gz (--data-dir)",

@@ -8,9 +8,11 @@ with Ray's reason; on Ctrl-C/SIGTERM the records of finished tasks are kept, the
 cancelled (``force=True``: their Ray workers are killed, and a worker subprocess dies with its
 parent) and the interruption goes on up, so exit codes and ``--resume`` work as locally.
 
-Without ``--ray-address`` (or ``$RAY_ADDRESS``) a local Ray instance is started for the run
-and shut down after it. Tasks on a cluster see the variables ``HARNESS_*`` and those named in
-``$HARNESS_RAY_ENV`` (comma-separated) of this process, set through Ray's ``runtime_env``.
+Without ``--ray-address`` (or ``$RAY_ADDRESS``) a local Ray instance is started for the run,
+listening on loopback only, and shut down after it; joining a cluster is bounded in time (see
+:mod:`harness.executors.ray_connect`). Tasks see the variables of :data:`TASK_VARS` and those
+named in ``$HARNESS_RAY_ENV`` (comma-separated) of this process, and no other: Ray keeps a
+task's ``runtime_env`` in cluster metadata that every user of the cluster can read.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -27,17 +28,21 @@ from types import ModuleType
 from typing import Any
 
 from harness import baselines
+from harness.data.locate import ENV_DATA_DIR
 from harness.errors import HarnessError, UnavailableError
-from harness.executors import needs
+from harness.executors import needs, ray_connect
 from harness.executors.base import Executor, ExecutorOptions, Finish
+from harness.executors.ray_connect import AUTH_MODE, LOOPBACK_IP
 from harness.executors.ray_task import run_cell_task
+from harness.plugins import PLUGINS_ENV
 from harness.runner import make_record
 from harness.specs import CellSpec
 
 ENV_FORWARD = "HARNESS_RAY_ENV"
+TASK_VARS = (PLUGINS_ENV, ENV_DATA_DIR, baselines.ENV_VAR)
+"""The harness's own variables that change what a cell does, forwarded to every task; the
+others (``$HARNESS_STORE``, ``$HARNESS_BENCHMARK_JSON``...) only matter in this process."""
 INSTALL_HINT = needs("ray")
-AUTH_MODE = "RAY_AUTH_MODE"
-"""Ray never turns token authentication on for an explicit address: the user says so here."""
 POLL_S = 1.0
 TAIL_LINES = 40
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -53,9 +58,10 @@ def import_ray() -> ModuleType:
 
 
 def forwarded_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The variables Ray tasks get: ``HARNESS_*`` and the names listed in ``$HARNESS_RAY_ENV``."""
+    """The variables Ray tasks get: :data:`TASK_VARS` and the names listed in
+    ``$HARNESS_RAY_ENV``, nothing else."""
     env = dict(os.environ if environ is None else environ)
-    names = {n for n in env if n.startswith("HARNESS_")}
+    names = set(TASK_VARS)
     names |= {n.strip() for n in env.get(ENV_FORWARD, "").split(",") if n.strip()}
     return {n: env[n] for n in sorted(names) if n in env}
 
@@ -66,22 +72,9 @@ def task_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     env = forwarded_env(environ)
     folders = [str(p.expanduser().resolve()) for p in baselines.search_path()]
     env[baselines.ENV_VAR] = os.pathsep.join(dict.fromkeys(folders))
-    if env.get("HARNESS_DATA_DIR"):
-        env["HARNESS_DATA_DIR"] = str(Path(env["HARNESS_DATA_DIR"]).expanduser().resolve())
+    if env.get(ENV_DATA_DIR):
+        env[ENV_DATA_DIR] = str(Path(env[ENV_DATA_DIR]).expanduser().resolve())
     return env
-
-
-def check_reachable(address: str, timeout: float = 10.0) -> None:
-    """Fail in one line, not after minutes of Ray's retries, when ``HOST:PORT`` (or
-    ``ray://HOST:PORT``) refuses connections; ``auto`` and other names are left to Ray."""
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        why = exc.strerror or str(exc) or type(exc).__name__
-        raise HarnessError(f"cannot reach the Ray cluster at {address}: {why}") from None
 
 
 def task_failure(exc: Exception) -> dict[str, Any]:
@@ -107,8 +100,9 @@ class RayExecutor(Executor):
 
     def __init__(self, options: ExecutorOptions) -> None:
         super().__init__(options)
-        self.ray = import_ray()
         self.address = options.address or os.environ.get("RAY_ADDRESS", "")
+        ray_connect.prepare(self.address)  # before ray is imported: it reads the variable then
+        self.ray = import_ray()
         self.owns = False
         self.folder = ""  # the current folder of ray.init and of a local instance's workers
         self.cluster: dict[str, Any] = {}
@@ -119,6 +113,8 @@ class RayExecutor(Executor):
         if not self.ray.is_initialized():
             self.owns = True
             self._init()
+            if not self.address:
+                self._check_loopback()
         self.task = self.ray.remote(run_cell_task)
         self.cluster = self._cluster()
         biggest, threads = self.cluster["max_node_cpus"], self.options.threads
@@ -142,16 +138,20 @@ class RayExecutor(Executor):
             "runtime_env": {"env_vars": task_env()},
         }
         if self.address:
-            check_reachable(self.address)
-            kwargs["address"] = self.address
-        else:  # as many CPUs as the local executor would use: any --threads fits
+            ray_connect.warn_unauthenticated(self.address)
+        else:  # as many CPUs as the local executor would use: any --threads fits; loopback only
             cpus = max(os.cpu_count() or 1, self.options.threads)
-            kwargs.update(address="local", num_cpus=cpus, include_dashboard=False)
+            kwargs.update(num_cpus=cpus, include_dashboard=False, _node_ip_address=LOOPBACK_IP)
         self.folder = tempfile.mkdtemp(prefix="harness-ray-")
         here = os.getcwd()
         try:
             os.chdir(self.folder)
-            self.ray.init(**kwargs)
+            if self.address:
+                ray_connect.join(self.ray, self.address, kwargs)
+            else:
+                self.ray.init(address="local", **kwargs)
+        except HarnessError:
+            raise
         except Exception as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             first = (str(exc).strip().splitlines() or [""])[0]
@@ -161,6 +161,16 @@ class RayExecutor(Executor):
             raise HarnessError(f"cannot use {where}: {type(exc).__name__}: {first}{hint}") from None
         finally:
             os.chdir(here)
+
+    def _check_loopback(self) -> None:
+        """Refuse a local instance that listens beyond loopback: ``ray`` was imported before
+        :func:`~harness.executors.ray_connect.prepare` could tell it to use 127.0.0.1."""
+        ips = sorted({str(n.get("NodeManagerAddress", "")) for n in self.ray.nodes()})
+        if not all(ray_connect.is_loopback(ip) for ip in ips):
+            raise HarnessError(
+                f"the local Ray instance listens on {', '.join(ips)}, not on loopback only: "
+                "ray was imported before the executor started; start it in a fresh process"
+            )
 
     def _cluster(self) -> dict[str, Any]:
         nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]

@@ -128,13 +128,4 @@ def numerics_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any
 
 
 def _dataset(cell: CellSpec) -> dict[str, Any]:
-    data = load_data(cell.data)
-    return {
-        "name": data.name,
-        "train": len(data.y_train),
-        "val": len(data.y_val),
-        "source": data.source,
-        "input_size": data.input_size,
-        "num_classes": data.num_classes,
-        "note": data.note,
-    }
+    return load_data(cell.data).info()

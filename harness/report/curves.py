@@ -11,63 +11,89 @@ from tabulate import tabulate
 
 from harness.report.context import ReportContext, series
 from harness.report.stats import group
+from harness.report.style import backend_colour, variant_style
 
 ACC_TOL = 0.01  # curves "separate" when validation accuracy differs by more than 1 point
 LOSS_TOL = 0.05  # ... or validation loss by more than 5% relative
-METRICS = (
-    ("train_loss", "train loss"),
-    ("val_loss", "validation loss"),
-    ("train_acc", "train accuracy"),
-    ("val_acc", "validation accuracy"),
+METRICS = (  # (key, panel title, axis label, scale): row 0 losses, row 1 accuracies in %
+    ("train_loss", "training loss", "cross-entropy loss", 1.0),
+    ("val_loss", "validation loss", "cross-entropy loss", 1.0),
+    ("train_acc", "training accuracy", "accuracy (%)", 100.0),
+    ("val_acc", "validation accuracy", "accuracy (%)", 100.0),
 )
-STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def _mean_curve(cells: list[dict[str, Any]], key: str) -> np.ndarray:
+def band(cells: list[dict[str, Any]], key: str, scale: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Per epoch: mean over the cells (seeds) and its 95% t-interval (NaN band for one seed)."""
+    from scipy import stats
+
     curves = [series(c, key) for c in cells]
     length = max((len(c) for c in curves), default=0)
-    padded = np.full((len(curves), length), np.nan)
+    values = np.full((len(curves), length), np.nan)
     for i, curve in enumerate(curves):
-        padded[i, : len(curve)] = curve
-    if not len(curves):
-        return padded[0:0]
+        values[i, : len(curve)] = curve
+    values *= scale
+    n = np.sum(np.isfinite(values), axis=0)
     with warnings.catch_warnings():  # an epoch no cell reached (all diverged early) stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(np.nanmean(padded, axis=0))
+        mean = np.nanmean(values, axis=0)
+        sd = np.nanstd(values, axis=0, ddof=1)
+    half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1))
+    half = np.where(n > 1, half, np.nan)
+    return mean, mean - half, mean + half
+
+
+def _draw(ax: Any, groups: dict[tuple[Any, ...], list[dict[str, Any]]], metric: tuple) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    key, title, label, scale = metric
+    points = list(dict.fromkeys(p for _, p, _, _ in groups))
+    for (variant, point, backend, device), members in groups.items():
+        mean, lo, hi = band(members, key, scale)
+        x = np.arange(1, len(mean) + 1)
+        colour = backend_colour(backend)
+        name = f"{backend}/{device} · {variant}{' ' + point if point else ''}"
+        marker = MARKERS[points.index(point) % len(MARKERS)] if len(points) > 1 else "o"
+        ax.plot(x, mean, color=colour, ls=variant_style(variant), marker=marker, ms=3, label=name)
+        if np.isfinite(lo).any():
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.1, lw=0)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
 
 
 def curves(ctx: ReportContext) -> str:
-    """Train/val loss and accuracy per epoch: colour = variant, line style = backend."""
+    """Train/val loss and accuracy per epoch: colour = backend, line style = variant.
+
+    Lines are the mean over seeds, bands its 95% t-interval; the two loss panels share their
+    y axis, and so do the two accuracy panels.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     cells = ctx.trained_cells()
     if not cells:
         return ""
     groups = group(cells, "variant", "point", "backend", "device")
-    variants = list(dict.fromkeys((v, p) for v, p, _, _ in groups))
-    backends = list(dict.fromkeys((b, d) for _, _, b, d in groups))
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-    for ax, (key, title) in zip(axes.flat, METRICS):
-        for (variant, point, backend, device), members in groups.items():
-            y = _mean_curve(members, key)
-            colour = f"C{variants.index((variant, point)) % 10}"
-            style = STYLES[backends.index((backend, device)) % len(STYLES)]
-            label = f"{variant}{' ' + point if point else ''} · {backend}/{device}"
-            ax.plot(np.arange(1, len(y) + 1), y, style, color=colour, marker="o", ms=3, label=label)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{ctx.suite.name}: mean over seeds (n={_seeds(cells)})")
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("curves.png"), dpi=110)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharey="row")
+    for ax, metric in zip(axes.flat, METRICS):
+        _draw(ax, groups, metric)
+    for ax in axes[:, 1]:
+        ax.yaxis.set_tick_params(labelleft=True)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8)
+    n = _seeds(cells)
+    fig.suptitle(f"{ctx.suite.name}: mean over {n} seed(s)" + (", 95% band" if n > 1 else ""))
+    rows = -(-len(labels) // 4)
+    fig.tight_layout(rect=(0, min(0.01 + 0.025 * rows, 0.3), 1, 1))
+    name = ctx.save_figure(fig, "curves.png", dpi=110)
     plt.close(fig)
-    return "## Learning curves\n\n![learning curves](curves.png)"
+    return f"## Learning curves\n\n![learning curves]({name})"
 
 
 def _seeds(cells: list[dict[str, Any]]) -> int:

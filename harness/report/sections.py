@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
-import math
+import datetime
 from typing import Any
 
 from tabulate import tabulate
 
-from harness.report.context import ReportContext, final, series
+from harness.report.context import ReportContext
 from harness.report.executor import executor_lines
-from harness.report.stats import group, median, summarize
+from harness.summary import backend_versions, epochs_to_target
+from harness.summary import summary_rows as _summary_rows
+
+__all__ = ["backend_versions", "epochs_to_target", "failures", "header", "summary", "summary_rows"]
 
 
 def _first_cell_result(ctx: ReportContext) -> dict[str, Any]:
     for cell in ctx.trained_cells():
         return dict(cell["result"])
     return {}
+
+
+def wall_time(run: dict[str, Any]) -> str:
+    """``, wall time 12.3 min (from 2026-12-02 01:00 UTC)`` when the run has stopped."""
+    start, stop = run.get("created"), run.get("stopped")
+    if not isinstance(start, (int, float)) or not isinstance(stop, (int, float)):
+        return ""
+    began = datetime.datetime.fromtimestamp(start, datetime.timezone.utc)
+    minutes = (stop - start) / 60
+    shown = f"{minutes:.1f} min" if minutes < 120 else f"{minutes / 60:.2f} h"
+    return f", wall time {shown} (from {began:%Y-%m-%d %H:%M} UTC)"
+
+
+def data_identity(ds: dict[str, Any]) -> str:
+    """The data's content digest (the same whatever folder it came from), else its source."""
+    if ds.get("sha256"):
+        return f"arrays sha256 `{str(ds['sha256'])[:16]}`"
+    return str(ds.get("source", ""))
 
 
 def header(ctx: ReportContext) -> str:
@@ -28,13 +49,14 @@ def header(ctx: ReportContext) -> str:
     lines = [
         f"# {suite.name}: {suite.description}",
         "",
-        f"Run `{run['run_id']}`, status **{run['status']}**, {len(ctx.cells)} cells stored.",
+        f"Run `{run['run_id']}`, status **{run['status']}**, {len(ctx.cells)} cells stored"
+        f"{wall_time(run)}.",
         "",
     ]
     if ds:
         lines.append(
             f"- **Dataset**: `{ds['name']}`, {ds['train']} train / {ds['val']} "
-            f"validation samples ({ds.get('source', '')})."
+            f"validation samples ({data_identity(ds)})."
         )
         note = ds.get("note") or settings.get("data", {}).get("note")
         if note:
@@ -73,55 +95,9 @@ def header(ctx: ReportContext) -> str:
     return "\n".join(lines)
 
 
-def backend_versions(cells: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """Per ``backend/device``: the framework versions and worker environment the first cell
-    that reported them gave."""
-    out: dict[str, dict[str, str]] = {}
-    for cell in cells:
-        key = f"{cell['backend']}/{cell['device']}"
-        if cell["result"].get("versions") and key not in out:
-            out[key] = {**cell["result"]["versions"], **cell["result"].get("worker_env", {})}
-    return out
-
-
-def epochs_to_target(cell: dict[str, Any], target: float) -> float:
-    """First epoch whose validation accuracy reaches ``target`` (NaN when never)."""
-    for i, acc in enumerate(series(cell, "val_acc"), 1):
-        if acc >= target:
-            return float(i)
-    return math.nan
-
-
 def summary_rows(ctx: ReportContext) -> list[dict[str, Any]]:
     """One row per (backend, device, variant, sweep point): aggregates over seeds."""
-    rows = []
-    target = ctx.suite.target_acc
-    for (backend, device, variant, point), cells in group(
-        ctx.cells, "backend", "device", "variant", "point"
-    ).items():
-        ok = [c for c in cells if c["status"] == "ok"]
-        times = [t for c in ok for t in series(c, "time_s")[1:]]
-        reached = [epochs_to_target(c, target) for c in ok]
-        rows.append(
-            {
-                "backend": backend,
-                "device": device,
-                "variant": variant,
-                "point": point,
-                "seeds": len(cells),
-                "ok": len(ok),
-                "statuses": sorted({c["status"] for c in cells}),
-                "final_val_acc": summarize(final(c, "val_acc") for c in ok),
-                "best_val_acc": summarize(max(series(c, "val_acc"), default=math.nan) for c in ok),
-                "final_train_loss": summarize(final(c, "train_loss") for c in ok),
-                "final_val_loss": summarize(final(c, "val_loss") for c in ok),
-                "epochs_to_target": summarize(reached),
-                "reached": sum(1 for r in reached if math.isfinite(r)),
-                "first_epoch_s": median(series(c, "time_s")[0] for c in ok if series(c, "time_s")),
-                "median_epoch_s": median(times),
-            }
-        )
-    return rows
+    return _summary_rows(ctx.cells, ctx.suite.target_acc)
 
 
 def summary(ctx: ReportContext) -> str:

@@ -25,6 +25,7 @@ from harness.claims import (
 )
 from harness.report.context import ReportContext, series
 from harness.report.stats import Summary, cell_key, group, summarize
+from harness.report.style import backend_colour, variant_style
 
 Cell = dict[str, Any]
 AXIS_LABELS = {
@@ -176,15 +177,20 @@ def _axes_setup(ax: Any, key: str, values: list[float]) -> None:
     ax.set_xlabel(AXIS_LABELS.get(key, key))
 
 
+MARKERS = ("o", "s", "^", "D", "v")
+
+
 def _draw(ax: Any, rows: list[dict[str, Any]], metric: str, scale: float) -> None:
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     for i, variant in enumerate(variants):
         mine = [r for r in rows if r["variant"] == variant and r[metric].n > 0]
-        colour = f"C{i % 10}"
+        colour = backend_colour(str(rows[0].get("where", ""))) if rows else "C0"
         xs = [r["value"] for r in mine]
         ys = [r[metric].mean * scale for r in mine]
         err = [r[metric].sd * scale for r in mine]
-        ax.errorbar(xs, ys, yerr=err, color=colour, marker="o", ms=4, capsize=3, label=variant)
+        marker = MARKERS[i % len(MARKERS)]
+        style = {"color": colour, "ls": variant_style(variant), "marker": marker, "ms": 4}
+        ax.errorbar(xs, ys, yerr=err, capsize=3, label=variant, **style)
         bad = [r["value"] for r in rows if r["variant"] == variant and r["diverged"]]
         if bad:
             ax.plot(
@@ -250,7 +256,7 @@ def plots(ctx: ReportContext) -> str:
     seeds = len({c["spec"]["train"]["seed"] for c in ctx.cells})
     fig.suptitle(f"{ctx.suite.name}: mean ± sd over {seeds} seed(s)", fontsize=12)
     fig.tight_layout(rect=(0, 0.07 if len(metrics) == 1 else 0.04, 1, 1))
-    fig.savefig(ctx.plot_path("sweep.png"), dpi=110)
+    image = ctx.save_figure(fig, "sweep.png", dpi=110)
     plt.close(fig)
     what = "accuracy and throughput" if len(metrics) > 1 else "accuracy"
-    return f"## {what.capitalize()} against {AXIS_LABELS.get(key, key)}\n\n![{what}](sweep.png)"
+    return f"## {what.capitalize()} against {AXIS_LABELS.get(key, key)}\n\n![{what}]({image})"

@@ -6,15 +6,13 @@ import math
 from typing import Any
 
 from harness.report.context import ReportContext
+from harness.report.timing_cells import Cell, epoch_flops, loop, machine_rate, steady
 from harness.roofline import roofline_seconds
 
-Cell = dict[str, Any]
 STYLES = {"harness": "-", "expert": "--", "tutorial": ":"}
 
 
 def _series(cells: list[Cell], kind: str, bn: bool) -> tuple[list[int], list[float], list[Any]]:
-    from harness.report.timing import loop, steady
-
     xs, ys, errs = [], [], []
     for cell in cells:
         times = steady(loop(cell, kind, bn))
@@ -26,8 +24,6 @@ def _series(cells: list[Cell], kind: str, bn: bool) -> tuple[list[int], list[flo
 
 
 def _roofline(cells: list[Cell], every: list[Cell]) -> tuple[list[int], list[float]]:
-    from harness.report.timing import epoch_flops, machine_rate
-
     pairs = [
         (int(c["result"]["batch_size"]), roofline_seconds(epoch_flops(c), machine_rate(every, c)))
         for c in cells
@@ -90,6 +86,6 @@ def epoch_plot(ctx: ReportContext, cells: list[Cell]) -> str:
     samples = cells[0]["result"]["dataset"]["train"]
     fig.suptitle(f"Epoch time ({samples} training samples) against batch size", fontsize=12)
     fig.tight_layout(rect=(0, 0.14, 1, 1))
-    fig.savefig(ctx.plot_path("timing.png"), dpi=110)
+    image = ctx.save_figure(fig, "timing.png", dpi=110)
     plt.close(fig)
-    return "### Epoch time against batch size\n\n![epoch time against batch size](timing.png)"
+    return f"### Epoch time against batch size\n\n![epoch time against batch size]({image})"
