@@ -287,7 +287,7 @@ def test_a_token_cluster_joined_without_the_token_ends_within_the_bound(
 ) -> None:
     """A real cluster that answers but refuses the driver (token authentication, no
     ``RAY_AUTH_MODE=token``): ``ray.init`` retries forever in C++; the run ends after the bound
-    with the warning and the error, the last lines of stderr (Ray may log its retries)."""
+    with the warning and the error (Ray's C++ core may log its retries around them)."""
     args = ("run", *FAST, "--quick", "--store", "s.sqlite", "--executor", "ray")
     env = {**BOUND, "RAY_AUTH_MODE": "disabled"}
     out = harness(*args, "--ray-address", ray_address, env=env, cwd=tmp_path)
@@ -295,7 +295,6 @@ def test_a_token_cluster_joined_without_the_token_ends_within_the_bound(
     ours = [line for line in out.stderr.splitlines() if line.startswith("harness: ")]
     assert len(ours) == 2 and ours[0].startswith("harness: warning: "), out.stderr
     assert ours[1].startswith(f"harness: error: cannot join the Ray cluster at {ray_address}: ")
-    assert out.stderr.strip().splitlines()[-1] == ours[1]
     assert not (tmp_path / "s.sqlite").exists()
 
 
