@@ -1,7 +1,7 @@
 """PyTorch, the careful expert's way: tensors on the device once, no per-step host sync.
 
-Eager mode (``torch.compile`` was not faster for this MLP on the 2-core CPU and costs 5-20 s to
-compile, see FACTS.md), the data permuted once per epoch on the device and sliced into
+Eager mode (whether ``torch.compile`` would be faster here is not measured by this project: see
+docs/numerics-conventions.md), the data permuted once per epoch on the device and sliced into
 contiguous batches, ``zero_grad(set_to_none=True)``, the loss summed on the device and read once
 per epoch (that read is the synchronization, so the epoch time includes all device work).
 Same MLP as the harness: 784-512-256-10, ReLU, optional BatchNorm before each ReLU (momentum

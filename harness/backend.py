@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.specs import ModelSpec, TrainSpec
+from harness.specs import BN_EPSILON, BN_MOMENTUM, ModelSpec, TrainSpec
 
 Params = dict[str, np.ndarray]
 Shape = tuple[int, int, int]
@@ -70,13 +70,16 @@ class BNCall:
 
     ``momentum``/``epsilon`` in the core convention; ``None`` means the framework's own default.
     A call with both ``None`` is a native-defaults call: every setting of the layer (Flax's
-    variance formula included) is the framework's own.
+    variance formula included) is the framework's own. ``variant`` names one of the layer
+    variants the backend offers (:meth:`Backend.bn_variants`, e.g. ``"renorm"``); ``""`` is the
+    plain layer.
     """
 
     training: bool = True
-    momentum: float | None = 0.1
-    epsilon: float | None = 1e-5
+    momentum: float | None = BN_MOMENTUM
+    epsilon: float | None = BN_EPSILON
     dtype: str = "float32"
+    variant: str = ""
 
 
 @dataclass
@@ -92,14 +95,47 @@ class BNResult:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class NormCall:
+    """One application of a backend's ghost-batch BN or GroupNorm layer (``norm_apply``).
+
+    ``kind`` is ``"ghost-batch"`` (BN over virtual batches of ``ghost_batch`` samples, with the
+    running-statistics rule of :mod:`harness.numerics.ghost`) or ``"groupnorm"`` (``groups``
+    groups of units). ``momentum`` is in the core convention (weight of the new statistic).
+    """
+
+    kind: str
+    training: bool = True
+    ghost_batch: int = 0
+    groups: int = 0
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+
+
 class Backend(ABC):
     """A framework adapter. One instance lives in one worker process, on one device."""
 
     name: ClassVar[str] = ""
+    model_features: ClassVar[tuple[str, ...]] = ()
+    """Optional model features (:data:`harness.specs.MODEL_FEATURES`) this backend builds."""
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         self.device = device
         self.threads = threads
+
+    def unsupported(self, spec: ModelSpec) -> str:
+        """Why this backend cannot build ``spec`` (an optional feature it lacks), else ``""``.
+
+        The worker skips such a cell with this reason instead of running it.
+        """
+        missing = [f for f in spec.features if f not in self.model_features]
+        if not missing:
+            return ""
+        offered = ", ".join(self.model_features) or "none"
+        return (
+            f"backend '{self.name}' does not implement {', '.join(missing)} "
+            f"(its optional model features: {offered})"
+        )
 
     @classmethod
     @abstractmethod
@@ -156,12 +192,101 @@ class Backend(ABC):
         of ``sum(out * upstream)``; running statistics are the layer's after the call.
         """
 
+    def norm_apply(
+        self, x: np.ndarray, params: Params, call: NormCall, upstream: np.ndarray
+    ) -> BNResult:
+        """Apply the layer the MLP uses for ghost-batch BN or GroupNorm once to ``x``.
+
+        Optional (conformance of the ``ghost-bn`` suite and GroupNorm). Like :meth:`batchnorm`:
+        gradients of ``sum(out * upstream)``; ``params`` holds ``scale`` and ``offset`` (and
+        ``mean``, ``var`` for ghost-batch BN, whose running statistics after the call are
+        returned; GroupNorm returns empty ones).
+        """
+        raise NotImplementedError(f"backend '{self.name}' has no norm_apply")
+
+    def conventions(self, spec: ModelSpec, train: TrainSpec) -> dict[str, Any]:
+        """The conventions a model built from ``spec`` and trained with ``train`` really uses.
+
+        Keys: ``init``, ``bn_momentum`` (core convention), ``bn_epsilon``, ``bn_variance``
+        (formula), ``running_var`` (``biased``/``unbiased`` fed to the running average),
+        ``adam_epsilon`` and ``adam_epsilon_at`` (where it is added). Adapters read the
+        framework's defaults from its own signatures; this default knows only the translated
+        values and says ``"not reported"`` for anything left to the framework.
+        """
+        unknown = "not reported"
+        own = set(spec.native) | set(train.native)
+        return {
+            "init": spec.init,
+            "bn_momentum": unknown if "bn_momentum" in own else spec.bn_momentum,
+            "bn_epsilon": unknown if "bn_epsilon" in own else spec.bn_epsilon,
+            "bn_variance": unknown,
+            "running_var": unknown,
+            "adam_epsilon": unknown if "adam_epsilon" in own else train.adam_epsilon,
+        }
+
+    def bn_variants(self) -> tuple[str, ...]:
+        """Layer variants :meth:`batchnorm` offers through ``BNCall.variant`` (optional).
+
+        ``"renorm"``: batch renormalization; ``"fused"``: a fused kernel whose running
+        variance is the unbiased one. The numerics suite runs a variant only where offered.
+        """
+        return ()
+
     def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
         """Eval-mode input of hidden layer ``layer``'s activation function, shape (n, width).
 
         The quantity of the BN paper's Figure 1 (b, c); after BN when BN precedes it.
         """
         raise NotImplementedError(f"backend '{self.name}' has no pre_activations")
+
+    def loss_and_grads(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        noise: Params | None = None,
+    ) -> tuple[float, float, Params]:
+        """Train-mode loss, accuracy and gradients of the MLP ``spec`` at canonical ``params``.
+
+        Optional (the ``noise-injection`` and ``bn-only`` suites, see :mod:`harness.why`). BN
+        normalizes with the batch's statistics and nothing is updated; ``noise`` holds, per
+        hidden layer ``i``, ``norm_{i}/noise_scale`` and ``norm_{i}/noise_shift`` (width,) applied
+        to the norm's output as ``out * scale + shift``. The gradients of the mean cross-entropy
+        are returned for every ``dense_*``/``norm_*`` scale and offset, in the canonical layout.
+        """
+        raise NotImplementedError(f"backend '{self.name}' has no loss_and_grads")
+
+    def batch_statistics(self, spec: ModelSpec, params: Params, x: np.ndarray) -> Params:
+        """Per BN layer, the mean and biased variance of its input over the batch ``x``.
+
+        Optional (``precise-bn``): a train-mode forward (batch statistics in every layer) at
+        canonical ``params``, updating nothing; keys ``norm_{i}/mean`` and ``norm_{i}/var``.
+        """
+        raise NotImplementedError(f"backend '{self.name}' has no batch_statistics")
+
+    def trace_step(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        native: bool = False,
+        mutate: str = "",
+    ) -> dict[str, np.ndarray]:
+        """One training step of the MLP built from canonical ``params`` with the framework's own
+        layers, traced layer by layer on the batch ``(x, y)`` (differential testing).
+
+        Optional. Returns float64-castable arrays in the canonical layout, keyed as
+        :func:`harness.numerics.reference.trace_reference` keys them: ``{layer}/out`` and
+        ``{layer}/grad`` (of the mean cross-entropy w.r.t. that output) for every layer of
+        :func:`~harness.numerics.reference.trace_layers`, ``dense_i/grad_kernel|grad_bias``,
+        ``norm_i/grad_scale|grad_offset``, ``norm_i/mean|var`` after the step, and ``loss``.
+        ``native`` builds BN with the framework's own momentum, epsilon and variance formula;
+        ``mutate`` (tests only) flips one convention, see
+        :func:`harness.numerics.difftest.layer_spec`.
+        """
+        raise NotImplementedError(f"backend '{self.name}' has no trace_step")
 
     def synchronize(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Wait for queued device work (GPU); a no-op on synchronous CPUs."""

@@ -19,6 +19,16 @@ SECTIONS = (
     SectionInfo("curves", "harness.report.curves:curves", "learning curves per backend"),
     SectionInfo("agreement", "harness.report.curves:agreement", "largest gaps between backends"),
     SectionInfo("failures", "harness.report.sections:failures", "cells not ok, with stderr"),
+    SectionInfo(
+        "difftest",
+        "harness.report.difftest:difftest",
+        "bn-numerics: one training step per layer vs float64 and between backends",
+    ),
+    SectionInfo(
+        "attribution",
+        "harness.report.attribution:attribution_section",
+        "the gap between backends at native defaults, split by convention",
+    ),
 )
 CLAIMS = (
     ("bn_faster", "BN reaches the target accuracy in fewer epochs (or steps)"),
@@ -31,6 +41,17 @@ CLAIMS = (
     ("wider_lr_range", "BN trains usefully over more of the learning-rate grid"),
     ("init_insensitive", "BN makes final accuracy less sensitive to the init scale"),
     ("stable_inputs", "BN keeps the sigmoid input distribution stable"),
+    ("noisy_bn_as_good", "BN with per-step injected noise trains within ±1 pp of BN"),
+    ("bn_smoother_loss", "BN's loss varies less along the gradient"),
+    ("bn_smoother_gradient", "BN lowers the effective β-smoothness along the gradient"),
+    ("bn_no_ics_reduction", "BN does not reduce internal covariate shift (gradient change)"),
+    ("precise_small_batch", "recomputed BN statistics beat running averages at small batch"),
+    ("precise_high_momentum", "recomputed BN statistics beat a slow running average"),
+    ("bn_only_above_chance", "training only BN's scale and offset is far above chance"),
+    ("bn_only_beats_random", "training only BN beats training as many random weights"),
+    ("gn_batch_independent", "GN's small-batch accuracy drop is within 1 pp of no norm's"),
+    ("bn_drop_vs_gn", "BN's accuracy falls more than GN's from the largest to the smallest batch"),
+    ("ghost_intermediate", "a pre-declared intermediate ghost batch beats both extremes"),
 )
 """Claim name (a function of :mod:`harness.claims` of that name) and what it tests."""
 EXECUTORS = (

@@ -20,7 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.cells import Cell, cell_key, final, group, series
+from harness.plugins import get_plugins
+from harness.registry import load_object
 from harness.stats import Difference, Summary, difference, holm, summarize, t_quantile
+from harness.why.metrics import chance, precise_gain, probe_mean
 
 SUPPORTED, CONTRADICTED, UNRESOLVED = "supported", "contradicted", "unresolved"
 NOT_SUPPORTED = CONTRADICTED  # the earlier name of the verdict
@@ -537,17 +540,273 @@ CLAIMS: dict[str, ClaimFn] = {
 }
 
 
+def claim_fn(name: str) -> ClaimFn:
+    """The function of claim ``name``, looked up in the registry (a plugin's claims included;
+    an unknown name is a one-line error naming the registered ones)."""
+    fn: ClaimFn = load_object(get_plugins().claims.get(name).function)
+    return fn
+
+
 def evaluate(cells: list[Cell], suite: Any) -> list[ClaimResult]:
-    """Every claim the suite names in ``extra["claims"]``, over the cells with epoch data.
+    """Every claim the suite names in ``extra["claims"]`` (looked up in the registry), over the
+    cells with epoch data.
 
     Each result's ``p_holm`` is its t-test p-value adjusted (Holm) over all the results of the
     run; the verdicts themselves come from per-claim 95% intervals.
     """
     trained = [c for c in cells if c["result"].get("epochs")]
-    results = [r for name in suite.extra.get("claims", ()) for r in CLAIMS[name](trained, suite)]
+    results = [r for name in suite.extra.get("claims", ()) for r in claim_fn(name)(trained, suite)]
     raw = [r.diff.get("p") for r in results]
     adjusted = holm([p if isinstance(p, (int, float)) else math.nan for p in raw])
     return [
         dataclasses.replace(r, p_holm=p if math.isfinite(p) else None)
         for r, p in zip(results, adjusted)
     ]
+
+
+# --- Why BN works (issue 17): noise-injection, precise-bn, bn-only -------------------------
+EQUIVALENCE_PP = 0.01
+"""The equivalence margin of "trains about as well": the interval of Δ inside ±1 pp."""
+
+
+def _variant(name: str) -> Side:
+    return name, lambda c: c["variant"] == name
+
+
+def equivalent(results: list[ClaimResult], margin: float) -> list[ClaimResult]:
+    """Equivalence verdicts: supported when Δ's 95% interval lies inside ±``margin``,
+    contradicted when it lies wholly outside, unresolved otherwise."""
+    out = []
+    for r in results:
+        lo, hi = r.diff.get("lo"), r.diff.get("hi")
+        verdict = UNRESOLVED
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and math.isfinite(lo + hi):
+            if -margin < lo and hi < margin:
+                verdict = SUPPORTED
+            elif lo > margin or hi < -margin:
+                verdict = CONTRADICTED
+        out.append(dataclasses.replace(r, verdict=verdict, own_verdict=verdict, pooled={}))
+    return out
+
+
+def above_constant(
+    cells: list[Cell], claim: str, what: str, metric: PerSeed, side: Side, base: float, s: Scale
+) -> list[ClaimResult]:
+    """Claim "side's per-seed ``metric`` is above ``base``" per backend: Δ = metric − base."""
+    out = []
+    label, keep = side
+    for name, members in by_backend(cells).items():
+        xs = list(seed_values(members, keep, metric).values())
+        d = difference(xs, [base] * len(xs), paired=True, counts=s.counts)
+        summary = summarize(xs)
+        text = f"{label} {describe(summary, s.fmt, s.factor)} vs {s.num(base)}"
+        verdict = verdict_of(d, True)
+        out.append(
+            ClaimResult(
+                claim,
+                name,
+                what,
+                f"{text}; {describe_diff(d, s)}",
+                verdict,
+                {label: asdict(summary), "base": base},
+                d.to_dict(),
+                s.unit,
+                s.factor,
+                verdict,
+            )
+        )
+    return out
+
+
+def noisy_bn_as_good(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """Noisy BN trains about as well as BN: final val acc within ±1 pp (equivalence)."""
+    what = "final val acc (%); supported when the 95% interval of Δ lies inside ±1 pp"
+    sides = (_variant("bn-noisy"), _variant("bn"))
+    claim = "BN with injected noise trains about as well as BN"
+    results = versus(cells, claim, what, mean_of(final_acc), sides, True, PP)
+    return equivalent(results, EQUIVALENCE_PP)
+
+
+def _probe_claim(cells: list[Cell], suite: Any, key: str, claim: str, what: str) -> Any:
+    metric = mean_of(lambda c: probe_mean(c, key))
+    sides = pair(suite, "bn", "no_bn")
+    return versus(cells, claim, what, metric, sides, key.startswith("ics"), Scale(1, "", ".4f"))
+
+
+def bn_smoother_loss(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """BN's loss changes less along the gradient (loss variation, lower with BN)."""
+    what = "loss variation along the gradient (max − min over the step sizes), mean over probes"
+    claim = "BN's loss landscape is smoother (loss variation)"
+    return _probe_claim(cells, suite, "loss_variation", claim, what)
+
+
+def bn_smoother_gradient(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """BN's gradients are more predictive: lower effective β-smoothness."""
+    what = "effective β-smoothness max_η ‖∇L(θ−ηg) − g‖ / ‖ηg‖, mean over probes"
+    claim = "BN's gradients are more predictive (effective β-smoothness)"
+    return _probe_claim(cells, suite, "beta_smoothness", claim, what)
+
+
+def bn_no_ics_reduction(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """BN does not reduce internal covariate shift: ‖G − G'‖ no lower with BN."""
+    what = (
+        "ICS ‖G − G'‖₂ of Dense layers 1.. (gradient change when the layers before move), mean "
+        "over probes and layers; supported = higher with BN, contradicted = lower with BN"
+    )
+    claim = "BN does not reduce internal covariate shift"
+    return _probe_claim(cells, suite, "ics_l2", claim, what)
+
+
+def _at(cells: list[Cell], key: str, pick: Callable[[list[Any]], Any]) -> list[Cell]:
+    values = [cell_key(c, key) for c in cells]
+    chosen = pick(values) if values else None
+    return [c for c, v in zip(cells, values) if v == chosen]
+
+
+def precise_small_batch(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """At the smallest batch, recomputed statistics beat the running averages."""
+    chosen = _at(_at(cells, "train.batch_size", min), "model.bn_momentum", max)
+    size = cell_key(chosen[0], "train.batch_size") if chosen else "-"
+    what = f"val acc with precise statistics − with running averages at batch {size} (pp)"
+    claim = "At small batch, recomputing BN statistics recovers accuracy"
+    side = ("precise − running", lambda c: True)
+    return above_constant(chosen, claim, what, mean_of(precise_gain), side, 0.0, PP)
+
+
+def precise_high_momentum(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """At the slowest running average, recomputed statistics beat the running averages."""
+    chosen = _at(_at(cells, "model.bn_momentum", min), "train.batch_size", max)
+    m = cell_key(chosen[0], "model.bn_momentum") if chosen else math.nan
+    what = (
+        f"val acc with precise statistics − with running averages at BN momentum {m:g} (core "
+        f"convention; Keras/Flax {1 - m:g}) and the largest batch (pp)"
+    )
+    claim = "At high momentum, recomputing BN statistics recovers accuracy"
+    side = ("precise − running", lambda c: True)
+    return above_constant(chosen, claim, what, mean_of(precise_gain), side, 0.0, PP)
+
+
+def bn_only_above_chance(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """Training only BN's scale and offset gets far above chance."""
+    base = chance(cells[0]) if cells else 0.1
+    what = "final val acc of BN-only training (%) against chance (1 / classes)"
+    claim = "Training only BN is far above chance"
+    return above_constant(cells, claim, what, mean_of(final_acc), _variant("bn-only"), base, PP)
+
+
+def bn_only_beats_random(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """BN-only beats training as many randomly chosen Dense weights."""
+    sides = (_variant("bn-only"), _variant("random-subset"))
+    claim = "Training only BN beats training as many random weights"
+    return versus(cells, claim, "final val acc (%)", mean_of(final_acc), sides, True, PP)
+
+
+CLAIMS.update(
+    noisy_bn_as_good=noisy_bn_as_good,
+    bn_smoother_loss=bn_smoother_loss,
+    bn_smoother_gradient=bn_smoother_gradient,
+    bn_no_ics_reduction=bn_no_ics_reduction,
+    precise_small_batch=precise_small_batch,
+    precise_high_momentum=precise_high_momentum,
+    bn_only_above_chance=bn_only_above_chance,
+    bn_only_beats_random=bn_only_beats_random,
+)
+
+
+# --- GroupNorm in the batch-size sweeps, ghost-batch BN (issue 17) ---------------------------
+GN_MARGIN_PP = 0.01
+"""Non-inferiority margin of "GN's accuracy does not depend on the batch size": 1 pp."""
+
+
+def acc_or_chance(cell: Cell) -> float:
+    """Final val acc; a diverged cell counts as chance (1 / classes); a failed one is NaN."""
+    if cell["status"] == "diverged":
+        return 1.0 / float(cell["spec"]["model"].get("num_classes") or 10)
+    return final_acc(cell)
+
+
+def small_batch_drop(members: list[Cell]) -> float:
+    """One seed's final val acc at its largest batch size minus at its smallest (the "drop")."""
+    accs = {cell_key(c, "train.batch_size"): acc_or_chance(c) for c in members}
+    if len(accs) < 2:
+        return math.nan
+    return accs[max(accs)] - accs[min(accs)]
+
+
+def _drop_what(cells: list[Cell]) -> str:
+    sizes = sorted({cell_key(c, "train.batch_size") for c in cells}) or [math.nan]
+    return (
+        f"per seed, the drop: final val acc at batch {sizes[-1]} − at batch {sizes[0]} (pp; a "
+        "diverged cell counts as chance)"
+    )
+
+
+def gn_batch_independent(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """GN's accuracy does not depend on the batch size: its small-batch drop is no larger than
+    no normalization's plus a margin (non-inferiority, paired by seed).
+
+    No normalization's drop carries what batch size does to every model (steps per epoch,
+    samples seen); GN's drop beyond it is what GN itself adds. Supported when the 95% interval
+    of (no-norm drop + margin) − (GN drop) lies above 0, i.e. GN adds less than the margin.
+    """
+    margin = float(suite.extra.get("gn_margin", GN_MARGIN_PP))
+    gn, none = roles(suite).get("groupnorm", "groupnorm"), roles(suite)["no_bn"]
+
+    def metric(members: list[Cell]) -> float:
+        shift = margin if members and members[0]["variant"] == none else 0.0
+        return small_batch_drop(members) + shift
+
+    label = f"{none} drop + {margin * 100:g} pp margin"
+    sides = ((label, lambda c: c["variant"] == none), _variant_side(gn, "drop"))
+    what = f"{_drop_what(cells)}; GN's against no normalization's + {margin * 100:g} pp"
+    claim = "GN's accuracy does not depend on the batch size (vs no norm, margin)"
+    return versus(cells, claim, what, metric, sides, True, PP)
+
+
+def _variant_side(name: str, suffix: str) -> Side:
+    return f"{name} {suffix}", lambda c: c["variant"] == name
+
+
+def bn_drop_vs_gn(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """BN's accuracy falls at small batch more than GN's (difference in differences, paired)."""
+    bn, gn = roles(suite)["bn"], roles(suite).get("groupnorm", "groupnorm")
+    sides = (_variant_side(bn, "drop"), _variant_side(gn, "drop"))
+    claim = "BN's accuracy falls at small batch, GN's less"
+    return versus(cells, claim, _drop_what(cells), small_batch_drop, sides, True, PP)
+
+
+def ghost_intermediate(cells: list[Cell], suite: Any) -> list[ClaimResult]:
+    """A pre-declared intermediate ghost batch (``extra["ghost_pick"]``) beats both extremes.
+
+    Two results per backend: g = pick against the largest g of the run (the full batch when it
+    equals the batch size) and against the smallest; final val acc, paired by seed (same
+    initial weights and batch order, only the normalization differs).
+    """
+    key = "model.ghost_batch"
+    sizes = sorted({cell_key(c, key) for c in cells})
+    pick = suite.extra.get("ghost_pick")
+    if not sizes or pick is None:
+        return []
+    batch = cell_key(cells[0], "train.batch_size")
+
+    def side(g: Any) -> Side:
+        return f"g={g}", lambda c: cell_key(c, key) == g
+
+    out: list[ClaimResult] = []
+    for other in (sizes[-1], sizes[0]):
+        if other == pick:
+            continue
+        name = "the full batch" if other == batch else "the largest g" if other > pick else ""
+        name = name or "the smallest g"
+        claim = f"Ghost batches of {pick} beat {name} (g={other})"
+        what = f"final val acc (%) at batch {batch}"
+        sides = (side(pick), side(other))
+        out += versus(cells, claim, what, mean_of(final_acc), sides, True, PP)
+    return out
+
+
+CLAIMS.update(
+    gn_batch_independent=gn_batch_independent,
+    bn_drop_vs_gn=bn_drop_vs_gn,
+    ghost_intermediate=ghost_intermediate,
+)

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.backend import Backend, BNCall, EpochMetrics, TrainData
+from harness.backend import Backend, BNCall, EpochMetrics, NormCall, TrainData
 from harness.initializers import batch_order, canonical_params, param_count
+from harness.numerics.ghost import NormReferenceMLP, norm_reference
 from harness.numerics.reference import Convention, reference
 from harness.reference import ReferenceMLP
 from harness.specs import CellSpec, ModelSpec, TrainSpec
@@ -123,7 +124,7 @@ def logits_match(spec: ModelSpec, training: bool) -> CheckFn:
                 params[f"norm_{i}/var"] = rng.uniform(0.5, 2, size=width).astype(np.float32)
         model = backend.build(spec, params, 1)
         x = make_data().x_train[:64]
-        want, _ = ReferenceMLP(spec, params).forward(x, training=training)
+        want, _ = NormReferenceMLP(spec, params).forward(x, training=training)
         err = relerr(backend.logits(model, x, training=training), want)
         _require(err < LOGIT_TOL, f"logits max rel error {err:.2e} >= {LOGIT_TOL:g}")
         _same(backend.get_params(model), params)
@@ -157,7 +158,7 @@ def k_steps_match(spec: ModelSpec, train: TrainSpec) -> CheckFn:
         model = backend.build(spec, params, 2)
         order = batch_order(len(data.y_train), 32, 1, seed=2)[:, :K_STEPS]
         history = backend.train(model, data, train, order)
-        refs = [ReferenceMLP(spec, params, unbiased_running_var=u) for u in (False, True)]
+        refs = [NormReferenceMLP(spec, params, unbiased_running_var=u) for u in (False, True)]
         losses = np.array([_ref_step(refs, data, idx, train) for idx in order[0]])
         _require(len(history) == 1 and isinstance(history[0], EpochMetrics), "one epoch")
         steps = history[0].step_losses
@@ -303,6 +304,72 @@ def versions_reported(backend: Backend) -> None:
     _require(all(isinstance(k, str) and isinstance(v, str) for k, v in info.items()), "types")
 
 
+FEATURE_SPECS = {
+    "gn": ModelSpec(**_SMALL, norm="groupnorm", norm_groups=4),  # type: ignore[arg-type]
+    "ghost": ModelSpec(**_SMALL, norm="batchnorm", ghost_batch=8),  # type: ignore[arg-type]
+}
+"""Specs of the optional model features (GroupNorm, ghost-batch BN), checked when offered."""
+NORM_CALLS = {
+    "ghost-2-train": NormCall("ghost-batch", True, ghost_batch=2),
+    "ghost-8-train": NormCall("ghost-batch", True, ghost_batch=8),
+    "ghost-8-eval": NormCall("ghost-batch", False, ghost_batch=8),
+    "groupnorm-4": NormCall("groupnorm", True, groups=4),
+}
+
+
+def offered(spec: ModelSpec, check: CheckFn) -> CheckFn:
+    """``check``, or ``NotImplementedError`` when the backend lacks a feature ``spec`` needs."""
+
+    def gated(backend: Backend) -> None:
+        reason = backend.unsupported(spec)
+        if reason:
+            raise NotImplementedError(reason)
+        check(backend)
+
+    return gated
+
+
+def norm_apply_match(call: NormCall) -> CheckFn:
+    """norm_apply(): the MLP's ghost-batch BN or GroupNorm layer once, against float64."""
+    features = {"ghost-batch": FEATURE_SPECS["ghost"], "groupnorm": FEATURE_SPECS["gn"]}
+
+    def check(backend: Backend) -> None:
+        rng = np.random.default_rng(11)
+        x = rng.normal(0.5, 2.0, size=(32, 32)).astype(np.float32)
+        upstream = rng.normal(size=(32, 32)).astype(np.float32)
+        params = {
+            "scale": rng.uniform(0.5, 1.5, 32).astype(np.float32),
+            "offset": rng.normal(size=32).astype(np.float32),
+            "mean": rng.normal(size=32).astype(np.float32),
+            "var": rng.uniform(0.5, 2.0, 32).astype(np.float32),
+        }
+        got = backend.norm_apply(x, params, call, upstream)
+        _require(not got.error, f"error: {got.error}")
+        want = norm_reference(x, params, upstream, call)
+        for key, ref in want.items():
+            value = np.asarray(getattr(got, key))
+            _require(value.shape == ref.shape, f"{key}: shape {value.shape} != {ref.shape}")
+            err = relerr(value, ref, 1e-6) if ref.size else 0.0
+            _require(err < TRAIN_TOL, f"{key}: max rel error {err:.2e}")
+
+    return offered(features[call.kind], check)
+
+
+def _norm_checks() -> dict[str, tuple[CheckFn, bool]]:
+    """The optional checks of GroupNorm and ghost-batch BN: layer, logits, training steps."""
+    table: dict[str, tuple[CheckFn, bool]] = {}
+    for name, call in NORM_CALLS.items():
+        table[f"norm-apply[{name}]"] = (norm_apply_match(call), True)
+    for name, spec in FEATURE_SPECS.items():
+        table[f"params-round-trip[{name}]"] = (offered(spec, params_round_trip(spec)), True)
+        for mode in ("eval", "train"):
+            check = logits_match(spec, mode == "train")
+            table[f"logits[{name}-{mode}]"] = (offered(spec, check), True)
+        check = k_steps_match(spec, OPTIMIZERS["sgd-momentum"])
+        table[f"k-steps[{name}-sgd-momentum]"] = (offered(spec, check), True)
+    return table
+
+
 def _table() -> dict[str, tuple[CheckFn, bool]]:
     """Check name -> (check, optional)."""
     table: dict[str, tuple[CheckFn, bool]] = {"versions": (versions_reported, False)}
@@ -321,6 +388,7 @@ def _table() -> dict[str, tuple[CheckFn, bool]]:
         table[f"native-init[{name}]"] = (native_init(SPECS[name]), False)
     for mode in ("train", "eval"):
         table[f"batchnorm[{mode}]"] = (batchnorm_match(mode == "train"), True)
+    table.update(_norm_checks())
     table["stepper"] = (stepper_runs, True)
     table["matmul-rates"] = (matmul_rates_positive, True)
     return table

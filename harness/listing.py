@@ -7,10 +7,14 @@ import datetime
 
 from tabulate import tabulate
 
+from harness.errors import HarnessError
 from harness.plugins import Plugins, get_plugins
 from harness.registry import DatasetInfo, Table
 from harness.runs import store_path
 from harness.store import Store
+from harness.suite import RunOptions, expand, seed_count
+
+MAX_EXPANDED_SEEDS = 1000
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -63,7 +67,8 @@ def _executors(plugins: Plugins) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """The runs in the results file with their cell counts."""
+    """The runs in the results file: ok cells, and cells done of those planned (an interrupted
+    run shows how far it got)."""
     path = store_path(args.store)
     if not path.exists():
         print(f"harness: no runs yet ({path} does not exist)")
@@ -76,12 +81,35 @@ def cmd_runs(args: argparse.Namespace) -> int:
             r["status"],
             _when(r["created"]),
             _when(r["stopped"]),
-            f"{r['ok'] or 0}/{r['cells']}",
+            r["ok"] or 0,
+            f"{r['cells']}/{_text(planned_cells(store, r['run_id']))}",
         ]
         for r in store.runs()
     ]
-    print(tabulate(rows, ["run", "suite", "status", "created", "stopped", "ok/cells"]))
+    headers = ["run", "suite", "status", "created", "stopped", "ok", "cells done/planned"]
+    print(tabulate(rows, headers, disable_numparse=True))
     return 0
+
+
+def planned_cells(store: Store, run_id: str) -> int | None:
+    """The cells the run set out to run: stored when it started (``settings["planned"]``),
+    else expanded again from its stored settings; None when neither can say (a run of a
+    suite no longer registered, or of an older store)."""
+    try:
+        settings = store.run(run_id)["settings"]
+        if isinstance(settings.get("planned"), int):
+            return int(settings["planned"])
+        suite = get_plugins().suites.get(settings["suite"])
+        opts = RunOptions.from_settings(settings)
+        if not 0 < seed_count(suite, opts) <= MAX_EXPANDED_SEEDS:  # a damaged row: do not expand
+            return None
+        return len(expand(suite, opts, run_id))
+    except (HarnessError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _text(value: int | None) -> str:
+    return "?" if value is None else str(value)
 
 
 def _when(stamp: float | None) -> str:

@@ -1,103 +1,83 @@
 """``harness run --resume RUN``: finish an interrupted run with exactly its stored settings.
 
 Only cells without an ok or diverged row run (missing, failed, skipped); each replaces its old
-row, so the store ends with every cell once. An option that would change what the cells compute
-(suite, backends, devices, dataset, epochs, seeds, batch size, lr, init...) given with a value
-other than the run's is refused; ``--threads``, ``--cell-timeout``, ``--out``, ``--store``,
-``--no-report``, ``--executor`` and ``--ray-address`` may differ. Left out, the executor is the
-run's own (a run started with ``--executor ray --ray-address ADDR`` resumes there).
+row, so the store ends with every cell once. What the cells compute comes from the run's stored
+settings; :class:`ResumeOptions` holds only what may differ (threads, cell timeout, report
+folder, store, executor and Ray address). Left out, the executor is the run's own (a run
+started with ``--executor ray --ray-address ADDR`` resumes there). The command line refuses an
+option that would change a stored setting (:mod:`harness.cli.resume_check`).
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from harness import spill
-from harness.errors import HarnessError
 from harness.executors import running
 from harness.plugins import Plugins
 from harness.runner import pending
-from harness.runs import (
-    absolute_dir,
-    execute,
-    executor_for,
-    pick_backends,
-    pick_devices,
-    preflight,
-    store_path,
-    with_artifacts,
-)
+from harness.runs import execute, executor_for, preflight, store_path, with_artifacts
 from harness.specs import CellSpec
 from harness.store import Store
 from harness.suite import RunOptions, expand
 
 
-def stored_options(settings: dict[str, Any]) -> dict[str, Any]:
-    """The run's settings under the names of the command-line options that set them."""
-    data = settings["data"]
-    return {
-        "suite": settings["suite"],
-        "backend": list(settings["backends"]),
-        "device": list(settings["devices"]),
-        "dataset": data["name"],
-        "data_dir": data["data_dir"],
-        "standardize": data["standardize"],
-        "limit": data["limit"] or None,
-        "quick": settings["quick"],
-        **{k: settings[k] for k in ("epochs", "seeds", "batch_size", "lr", "init")},
-    }
+@dataclass(frozen=True)
+class ResumeOptions:
+    """How to finish stored run ``run_id``: nothing here changes what a cell computes (that
+    comes from the run's stored settings, :meth:`harness.suite.RunOptions.from_settings`).
+
+    ``threads`` left out is the run's; ``executor``/``ray_address`` left out are the run's
+    own; ``out`` is only checked to be writable here (the command writes the report)."""
+
+    run_id: str
+    store: str | None = None
+    out: str | None = None
+    threads: int | None = None
+    executor: str | None = None
+    ray_address: str | None = None
+    cell_timeout: float | None = None
+    dry_run: bool = False
 
 
-def _given(args: argparse.Namespace, plugins: Plugins) -> dict[str, Callable[[], Any]]:
-    """How to compare a given option with the stored value (names resolved like a run)."""
-    return {
-        "backend": lambda: pick_backends(plugins, args.backend)[0],
-        "device": lambda: list(pick_devices(args.device)),
-        "data_dir": lambda: absolute_dir(args.data_dir),
-    }
+Check = Callable[[dict[str, Any]], None]
 
 
-def refuse_changes(args: argparse.Namespace, plugins: Plugins, settings: dict[str, Any]) -> None:
-    """Raise :class:`HarnessError` for the first given option that differs from the run's."""
-    stored = stored_options(settings)
-    resolve = _given(args, plugins)
-    for key in sorted(set(getattr(args, "given", ())) & stored.keys()):
-        value = resolve[key]() if key in resolve else getattr(args, key)
-        if value != stored[key]:
-            shown = "the suite's default" if stored[key] is None else repr(stored[key])
-            raise HarnessError(
-                f"--resume {args.resume}: --{key.replace('_', '-')} {getattr(args, key)} "
-                f"differs from the run's setting ({shown}); leave it out to resume the run"
-            )
+def _accept(settings: dict[str, Any]) -> None:
+    """The default check: any stored settings may be resumed."""
+    return None
 
 
-def resume(args: argparse.Namespace, plugins: Plugins) -> tuple[Store, str] | None:
+def resume(
+    options: ResumeOptions, plugins: Plugins, check: Check = _accept
+) -> tuple[Store, str] | None:
     """Run only the missing or failed cells of a stored run, with its stored settings; return
     the store and the run's id (the command then writes the report), or None after
-    ``--dry-run`` (which lists the cells left and writes nothing).
+    ``dry_run`` (which lists the cells left and writes nothing). ``check(settings)`` runs first
+    on the run's stored settings (the command line refuses options that would change them).
 
     A run still marked ``running`` whose process lives is refused; cells kept beside the store
     by a write that failed (:mod:`harness.spill`) are stored first and not run again."""
-    store = Store(store_path(args.store), must_exist=True)
-    run = store.run(args.resume)
+    store = Store(store_path(options.store), must_exist=True)
+    run = store.run(options.run_id)
     settings, run_id = run["settings"], run["run_id"]
-    refuse_changes(args, plugins, settings)
+    check(settings)
     suite = plugins.suites.get(settings["suite"])
     opts = with_artifacts(RunOptions.from_settings(settings), store.path, run_id)
     cells = expand(suite, opts, run_id)
-    preflight(opts, cells, args.out)
-    threads = args.threads or run["env"].get("threads") or 1
+    preflight(opts, cells, options.out)
+    threads = options.threads or run["env"].get("threads") or 1
     executor = executor_for(
         plugins,
         threads,
-        args.executor,
-        args.ray_address,
-        args.cell_timeout,
+        options.executor,
+        options.ray_address,
+        options.cell_timeout,
         settings.get("executor"),
     )
-    if args.dry_run:
+    if options.dry_run:
         _dry_run(store, run_id, cells, executor.name)
         return None
     store.claim_run(run_id)
@@ -105,7 +85,7 @@ def resume(args: argparse.Namespace, plugins: Plugins) -> tuple[Store, str] | No
     todo = pending(cells, store.cells(run_id))
     print(f"harness: resuming {run_id}: {len(todo)} of {len(cells)} cells left", flush=True)
     with running(executor):
-        execute(plugins, store, suite.name, run_id, todo, executor, args.store)
+        execute(plugins, store, suite.name, run_id, todo, executor, options.store)
     return store, run_id
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from harness import schema
 from harness.errors import HarnessError, UnavailableError, UnknownNameError
-from harness.executors import DEFAULT_EXECUTOR, EXECUTORS, Executor, ExecutorOptions, Recorder
+from harness.executors import DEFAULT_EXECUTOR, Executor, ExecutorOptions, Recorder
 from harness.interrupt import SignalGuard, interrupted
 from harness.plugins import Plugins, get_plugins
 from harness.registry import load_object
@@ -159,7 +159,7 @@ def executor_for(
     """
     stored = stored or {}
     if name is not None and not name.strip():
-        raise UnknownNameError("executor", name, EXECUTORS)
+        raise UnknownNameError("executor", name, plugins.executors.names())
     name = name or stored.get("name") or DEFAULT_EXECUTOR
     if address and name != "ray":
         raise HarnessError(f"--ray-address is for --executor ray, not '{name}'")

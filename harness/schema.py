@@ -43,6 +43,7 @@ SETTINGS_FIELDS = {
     "batch_size": "int?",
     "lr": "number?",
     "init": "str?",
+    "defaults": "str?",
     "quick": "bool",
 }
 CELL_FIELDS = {

@@ -13,17 +13,35 @@ from typing import Any, Literal
 
 from harness.errors import UnknownNameError
 
-Norm = Literal["none", "batchnorm", "layernorm"]
+Norm = Literal["none", "batchnorm", "layernorm", "groupnorm"]
 Placement = Literal["before", "after"]
 Activation = Literal["relu", "sigmoid", "tanh"]
 InitMode = Literal["canonical", "native"]
 Optimizer = Literal["sgd", "adam"]
 
-NORMS: tuple[str, ...] = ("none", "batchnorm", "layernorm")
+NORMS: tuple[str, ...] = ("none", "batchnorm", "layernorm", "groupnorm")
 PLACEMENTS: tuple[str, ...] = ("before", "after")
 ACTIVATIONS: tuple[str, ...] = ("relu", "sigmoid", "tanh")
 INIT_MODES: tuple[str, ...] = ("canonical", "native")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+TRAINABLE: tuple[str, ...] = ("all", "bn-only", "random-subset")
+"""What the core's SGD loop trains (``bn-only``: BN's scale and offset; ``random-subset``: as
+many randomly chosen Dense weights, :mod:`harness.why.masks`)."""
+MODEL_FEATURES: tuple[str, ...] = ("groupnorm", "ghost-batch")
+"""Optional model features a backend declares in ``Backend.model_features``."""
+RUNNING_VARS: tuple[str, ...] = ("native", "biased", "unbiased")
+DEFAULTS_MODES: tuple[str, ...] = ("mapped", "native")
+
+BN_MOMENTUM = 0.1
+"""The core's BN momentum: the weight of the new batch statistic (PyTorch's convention)."""
+BN_EPSILON = 1e-5
+"""The core's BN epsilon."""
+MODEL_CONVENTIONS: tuple[str, ...] = ("bn_momentum", "bn_epsilon", "bn_variance")
+"""Model conventions a spec may leave to the framework (``ModelSpec.native``): BN momentum,
+epsilon, and the batch-variance formula (Flax's default is a one-pass ``E[x^2] - E[x]^2``)."""
+TRAIN_CONVENTIONS: tuple[str, ...] = ("adam_epsilon",)
+"""Optimizer conventions a spec may leave to the framework (``TrainSpec.native``): Adam's
+epsilon, its value and where the framework adds it."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,12 @@ class ModelSpec:
 
     ``placement="before"`` puts the norm between the Linear and the activation (the BN paper's
     choice); ``"after"`` puts it after the activation. ``bn_momentum`` is in PyTorch convention.
+    ``native`` names the conventions of :data:`MODEL_CONVENTIONS` left at the framework's own
+    defaults (empty: every one translated from the core's values); ``running_var`` forces the
+    batch variance fed to the running average (``"native"``: the framework's own).
+    ``norm="groupnorm"`` splits each hidden layer's units into ``norm_groups`` groups (Wu & He
+    2018). ``ghost_batch`` > 0 makes BatchNorm normalize over virtual batches of that many
+    samples inside each batch (ghost BN, :mod:`harness.numerics.ghost`); 0 is ordinary BN.
     """
 
     input_size: int = 784
@@ -40,11 +64,15 @@ class ModelSpec:
     activation: Activation = "relu"
     norm: Norm = "none"
     placement: Placement = "before"
-    bn_momentum: float = 0.1
-    bn_epsilon: float = 1e-5
+    bn_momentum: float = BN_MOMENTUM
+    bn_epsilon: float = BN_EPSILON
     dropout: float = 0.0
     init: InitMode = "canonical"
     init_scale: float = 1.0
+    norm_groups: int = 32
+    ghost_batch: int = 0
+    native: tuple[str, ...] = ()
+    running_var: str = "native"
 
     def layer_sizes(self) -> list[tuple[int, int]]:
         """Return ``(fan_in, fan_out)`` for every Dense layer, output layer last."""
@@ -56,10 +84,23 @@ class ModelSpec:
         """True when hidden layers carry a normalization layer."""
         return self.norm != "none"
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Optional model features this spec needs from a backend (:data:`MODEL_FEATURES`)."""
+        needs = {"groupnorm": self.norm == "groupnorm"}
+        needs["ghost-batch"] = self.norm == "batchnorm" and self.ghost_batch > 0
+        return tuple(name for name, needed in needs.items() if needed)
+
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Optimizer and schedule. ``lr_decay`` multiplies the lr every ``lr_step`` epochs."""
+    """Optimizer and schedule. ``lr_decay`` multiplies the lr every ``lr_step`` epochs.
+
+    ``native`` names the conventions of :data:`TRAIN_CONVENTIONS` left at the framework's own
+    defaults (empty: Adam's epsilon is ``adam_epsilon`` where torch adds it, on every backend).
+    ``trainable`` (:data:`TRAINABLE`) and ``bn_noise`` (noise injected after each BN layer) are
+    read only by the core's own SGD loop (:mod:`harness.why`), never by a backend's ``train``.
+    """
 
     optimizer: Optimizer = "sgd"
     lr: float = 0.01
@@ -74,6 +115,9 @@ class TrainSpec:
     epochs: int = 3
     batch_size: int = 64
     seed: int = 0
+    native: tuple[str, ...] = ()
+    trainable: str = "all"
+    bn_noise: float = 0.0
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate used during 0-based ``epoch`` (step decay)."""
@@ -146,6 +190,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "activation": ACTIVATIONS,
     "init": INIT_MODES,
     "optimizer": OPTIMIZERS,
+    "trainable": TRAINABLE,
+    "running_var": RUNNING_VARS,
+    "native": MODEL_CONVENTIONS + TRAIN_CONVENTIONS,
 }
 """Spec fields with a fixed set of values."""
 
@@ -159,8 +206,10 @@ def check_fields(cls: type, changes: dict[str, Any], kind: str = "", prefix: str
         if key not in names:
             valid = [prefix + n for n in names]
             raise UnknownNameError(kind or f"{part} field", prefix + str(key), valid)
-        if key in CHOICES and value is not None and value not in CHOICES[key]:
-            raise UnknownNameError(f"{part} {key}", str(value), CHOICES[key])
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for one in values:
+            if key in CHOICES and one is not None and one not in CHOICES[key]:
+                raise UnknownNameError(f"{part} {key}", str(one), CHOICES[key])
 
 
 def replace(obj: Any, **changes: Any) -> Any:

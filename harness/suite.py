@@ -11,9 +11,25 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.specs import CellSpec, DataSpec, ModelSpec, TrainSpec, replace
+from harness.specs import (
+    MODEL_CONVENTIONS,
+    TRAIN_CONVENTIONS,
+    CellSpec,
+    DataSpec,
+    ModelSpec,
+    TrainSpec,
+    replace,
+)
 
 TRAIN_TASK = "harness.tasks:train_cell"
+ATTRIBUTION_SECTION = "attribution"
+"""A suite whose report lists this section runs, in ``native`` defaults mode, the switch cells
+of :func:`attribution_variants` next to each variant."""
+SWITCHES: tuple[str, ...] = ("init", *MODEL_CONVENTIONS, "running_var", *TRAIN_CONVENTIONS)
+"""The conventions the attribution switches one at a time, from mapped to the framework's."""
+UNBIASED = "unbiased"
+"""The running-variance switch: PyTorch's default (the unbiased batch variance), the one
+framework default that differs from the biased update of Keras, Flax and the core."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,7 @@ class Suite:
     report: tuple[str, ...] = ("header", "summary", "curves", "agreement")
     extra: dict[str, Any] = field(default_factory=dict)
     target_acc: float = 0.9
+    defaults: str = "mapped"
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,7 @@ class RunOptions:
     init: str | None = None
     quick: bool = False
     artifacts: str = ""
+    defaults: str | None = None
 
     def to_settings(self, suite: Suite) -> dict[str, Any]:
         """The options as a run stores them (seeds resolved against ``suite``)."""
@@ -77,6 +95,7 @@ class RunOptions:
             "lr": self.lr,
             "init": self.init,
             "quick": self.quick,
+            "defaults": self.defaults,
         }
 
     @classmethod
@@ -87,6 +106,7 @@ class RunOptions:
             devices=tuple(settings["devices"]),
             data=DataSpec(**settings["data"]),
             **{k: settings[k] for k in ("epochs", "seeds", "batch_size", "lr", "init", "quick")},
+            defaults=settings.get("defaults"),
         )
 
 
@@ -103,7 +123,12 @@ def _grid(suite: Suite, opts: RunOptions) -> dict[str, tuple[Any, ...]]:
 
 
 def _specs(
-    suite: Suite, opts: RunOptions, variant: Variant, point: dict[str, Any], seed: int
+    suite: Suite,
+    opts: RunOptions,
+    variant: Variant,
+    point: dict[str, Any],
+    seed: int,
+    mode: str = "",
 ) -> tuple[ModelSpec, TrainSpec]:
     model = replace(suite.model, **variant.model)
     train = replace(suite.train, **variant.train)
@@ -113,6 +138,9 @@ def _specs(
         train = replace(train, batch_size=opts.batch_size)
     if opts.lr is not None:
         train = replace(train, lr=opts.lr)
+    if (mode or defaults_mode(suite, opts)) == "native":
+        model = replace(model, init="native", native=MODEL_CONVENTIONS)
+        train = replace(train, native=TRAIN_CONVENTIONS)
     if opts.init is not None:
         model = replace(model, init=opts.init)
     for key, value in point.items():
@@ -122,6 +150,57 @@ def _specs(
         else:
             train = replace(train, **{name: value})
     return model, train
+
+
+def defaults_mode(suite: Suite, opts: RunOptions) -> str:
+    """``mapped`` (every convention translated from the core's values) or ``native`` (each
+    framework's own defaults): ``--defaults``, else the suite's."""
+    return opts.defaults or suite.defaults
+
+
+def switched(model: ModelSpec, train: TrainSpec, switch: str) -> tuple[ModelSpec, TrainSpec]:
+    """Mapped specs with the one convention ``switch`` (of :data:`SWITCHES`) left to the
+    framework (``running_var``: forced to :data:`UNBIASED`, PyTorch's default)."""
+    if switch == "init":
+        return replace(model, init="native"), train
+    if switch == "running_var":
+        return replace(model, running_var=UNBIASED), train
+    if switch in TRAIN_CONVENTIONS:
+        return model, replace(train, native=(switch,))
+    return replace(model, native=(switch,)), train
+
+
+def relevant_switches(model: ModelSpec, train: TrainSpec) -> list[str]:
+    """The switches that can change a run of these mapped specs (BN ones only with BN, Adam's
+    epsilon only with Adam, init only from the canonical init)."""
+    out = ["init"] if model.init == "canonical" else []
+    if model.norm == "batchnorm":
+        out += [*MODEL_CONVENTIONS, "running_var"]
+    if train.optimizer == "adam":
+        out += list(TRAIN_CONVENTIONS)
+    return out
+
+
+Arm = tuple[str, ModelSpec, TrainSpec, dict[str, Any]]
+
+
+def _arms(
+    suite: Suite, opts: RunOptions, variant: Variant, point: dict[str, Any], seed: int
+) -> list[Arm]:
+    """The variant's cell specs; in native mode on a suite with the attribution section, also
+    its mapped arm and one arm per convention switched alone (named ``VARIANT@SWITCH``)."""
+    model, train = _specs(suite, opts, variant, point, seed)
+    arms: list[Arm] = [(variant.name, model, train, {})]
+    if defaults_mode(suite, opts) != "native" or ATTRIBUTION_SECTION not in suite.report:
+        return arms
+    mapped = _specs(suite, opts, variant, point, seed, mode="mapped")
+    arms.append((f"{variant.name}@mapped", *mapped, {"base": variant.name, "switch": "mapped"}))
+    for switch in relevant_switches(*mapped):
+        info = {"base": variant.name, "switch": switch}
+        arms.append((f"{variant.name}@{switch}", *switched(*mapped, switch), info))
+    for _, _, _, info in arms[:1]:
+        info.update(base=variant.name, switch="native")
+    return arms
 
 
 def seed_count(suite: Suite, opts: RunOptions) -> int:
@@ -138,23 +217,27 @@ def expand(suite: Suite, opts: RunOptions, run_id: str) -> list[CellSpec]:
         suite.variants, itertools.product(*grid.values()), range(seed_count(suite, opts))
     ):
         point = dict(zip(keys, values))
-        model, train = _specs(suite, opts, variant, point, seed)
         tag = ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
-        for backend, device in itertools.product(opts.backends, opts.devices):
-            cell_id = "/".join(p for p in (backend, device, variant.name, tag, f"seed={seed}") if p)
-            cells.append(
-                CellSpec(
-                    run_id,
-                    cell_id,
-                    suite.name,
-                    suite.task,
-                    backend,
-                    device,
-                    variant.name,
-                    model,
-                    train,
-                    opts.data,
-                    {"point": point, "artifacts": opts.artifacts, **suite.extra},
+        for name, model, train, attribution in _arms(suite, opts, variant, point, seed):
+            extra = {"point": point, "artifacts": opts.artifacts, **suite.extra}
+            if attribution:
+                extra["attribution"] = attribution
+            for backend, device in itertools.product(opts.backends, opts.devices):
+                parts = (backend, device, name, tag, f"seed={seed}")
+                cell_id = "/".join(p for p in parts if p)
+                cells.append(
+                    CellSpec(
+                        run_id,
+                        cell_id,
+                        suite.name,
+                        suite.task,
+                        backend,
+                        device,
+                        name,
+                        model,
+                        train,
+                        opts.data,
+                        dict(extra),
+                    )
                 )
-            )
     return cells

@@ -113,7 +113,10 @@ def fit(
     if watch.diverged:
         result["diverged_at"] = watch.diverged
         return result
-    result["train_mode_val_acc"] = backend.evaluate(model, data.x_val, data.y_val, True)[1]
+    # Ghost-batch BN normalizes whole virtual batches: keep a multiple of their size.
+    n_val = len(data.y_val) - (len(data.y_val) % spec.ghost_batch if spec.ghost_batch else 0)
+    x_val, y_val = data.x_val[:n_val], data.y_val[:n_val]
+    result["train_mode_val_acc"] = backend.evaluate(model, x_val, y_val, True)[1]
     samples = int(cell.extra.get("batch_mode_samples", 0))
     if samples and spec.norm == "batchnorm":
         bs = cell.train.batch_size

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.backend import Backend, EpochMetrics
+from harness.conventions import effective, other_running_var
 from harness.data import Dataset
 from harness.initializers import batch_order, canonical_params
 from harness.specs import CellSpec, DataSpec, ModelSpec, replace
@@ -78,8 +79,14 @@ def train_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
         "dataset": data.info(),
         "steps_per_epoch": int(order.shape[1]),
     }
+    result["conventions"] = effective(backend, spec, cell.train)
     if diverged:
         result["diverged_at"] = diverged
     else:
         result["train_mode_val_acc"] = backend.evaluate(model, data.x_val, data.y_val, True)[1]
+        if spec.norm == "batchnorm":
+            steps = len(history) * int(order.shape[1])
+            result["other_running_var"] = other_running_var(
+                backend, model, data.train_data(), result["conventions"], order.shape[2], steps
+            )
     return result

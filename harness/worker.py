@@ -57,6 +57,9 @@ def _run_cell(backend: Any, cell_data: dict[str, Any], proto: TextIO) -> dict[st
     task = load_object(cell.task)
     start = time.perf_counter()
     emit = lambda msg: _send(proto, {**msg, "cell_id": cell.cell_id})  # noqa: E731
+    missing = backend.unsupported(cell.model)
+    if missing:  # an optional model feature the backend lacks: a reason, not a crash
+        return {"status": "skipped", "reason": missing, "wall_s": 0.0}
     try:
         result = task(backend, cell, emit)
     except Exception as exc:  # MemoryError included: the runner retires this worker after it

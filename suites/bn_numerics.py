@@ -27,5 +27,6 @@ BN_NUMERICS = Suite(
         "harness.report.numerics:errors",
         "harness.report.numerics:cross_backend",
         "harness.report.numerics:trajectory",
+        "harness.report.difftest:difftest",
     ),
 )

@@ -21,6 +21,14 @@ BN_VS_NOBN = Suite(
     seeds=3,
     quick={"epochs": 2, "seeds": 1},
     target_acc=0.9,
-    report=("header", "summary", "curves", "agreement", "failures", "harness.report.claims:claims"),
+    report=(
+        "header",
+        "summary",
+        "curves",
+        "agreement",
+        "attribution",
+        "failures",
+        "harness.report.claims:claims",
+    ),
     extra={"claims": ("bn_faster", "bn_more_accurate", "bn_regularizes")},
 )

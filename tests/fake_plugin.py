@@ -25,6 +25,7 @@ import numpy as np
 
 from harness.backend import Backend, BNCall, BNResult, EpochMetrics, TrainData
 from harness.hookspecs import hookimpl
+from harness.numerics.ghost import NormReferenceMLP
 from harness.reference import ReferenceMLP, softmax_xent
 from harness.registry import BackendInfo
 from harness.specs import ModelSpec, TrainSpec
@@ -118,6 +119,7 @@ class FakeBackend(Backend):
 
     name = "fake"
     cell_id = ""
+    model_features = ("groupnorm", "ghost-batch")
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -131,7 +133,7 @@ class FakeBackend(Backend):
             from harness.initializers import canonical_params
 
             params = canonical_params(spec, seed + 1000)
-        return ReferenceMLP(spec, params, unbiased_running_var=False)
+        return NormReferenceMLP(spec, params, unbiased_running_var=False)
 
     def train(
         self, model: Any, data: TrainData, spec: TrainSpec, order: np.ndarray, on_epoch: Any = None

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 import harness.data.download as data_download
 import harness.report as report_module
-from harness import cli, commands, resume
+from harness import cli, resume
+from harness.cli import commands
 from harness.config import apply_config, option_kinds
 from harness.errors import HarnessError
 from harness.store import Store

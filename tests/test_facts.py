@@ -1,8 +1,9 @@
-"""The framework facts the project relies on (../shared/FACTS.md), measured on the installed
-frameworks rather than assumed: a framework upgrade that changes one of them fails here first.
+"""The framework facts the project relies on (docs/numerics-conventions.md), measured on the
+installed frameworks rather than assumed: a framework upgrade that changes one of them fails here
+first.
 
 Each backend's own BN layer is probed by the bn-numerics suite's measurement code; the expected
-values are the FACTS table, in the core convention (momentum = weight of the new statistic).
+values are that page's table, in the core convention (momentum = weight of the new statistic).
 """
 
 from __future__ import annotations

@@ -446,7 +446,8 @@ def test_a_live_run_cannot_be_resumed_a_killed_one_can(tmp_path: Path) -> None:
 
 SIGNAL_AT = """
 import os, signal, sys
-from harness import cli, commands, runner
+from harness import cli, runner
+from harness.cli import commands
 signum = getattr(signal, sys.argv[1])
 where = sys.argv[2]
 def fire(*args, **kwargs):

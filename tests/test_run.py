@@ -238,7 +238,8 @@ def test_compare_shows_what_changed_between_two_runs(tmp_path: Path) -> None:
     other = harness("compare", first, str(results), "--out", "cmp.md", cwd=tmp_path)
     assert other.returncode == 0, other.stderr
     assert (tmp_path / "cmp.md").read_text() == other.stdout
-    assert re.search(r"^\| settings\.\S*batch_size +\| - +\| 25 ", other.stdout, re.M)
+    default = r"^\| settings\.\S*batch_size +\| 50 \(suite default\) +\| 25 "
+    assert re.search(default, other.stdout, re.M)
     rows = [line for line in other.stdout.splitlines() if line.startswith("| fake ")]
     assert len(rows) == 2 and all("| 0/2 seeds " in r for r in rows), rows
     bad = harness("compare", first, "no-such-run", cwd=tmp_path)

@@ -19,7 +19,8 @@ import pytest
 from test_data import Evil, cifar_batches, write_cifar_tar, write_mnist_idx
 from test_reliability import FAST, harness, one_line_error, runs, start, stored
 
-from harness import cli, commands
+from harness import cli
+from harness.cli import commands
 from harness.plugins import make_plugins
 from harness.store import SCHEMA_VERSION, Store
 

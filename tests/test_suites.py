@@ -24,8 +24,9 @@ from harness.sweep_tasks import batch_mode_accuracy, step_order
 HARNESS = [sys.executable, "-m", "harness.cli"]
 # suite: (cells per backend by default, epochs by default, cells with --quick, quick epochs)
 SIZES = {
-    "batch-size": (8 * 3 * 3, 3, 3 * 3, 2),
-    "batch-size-steps": (8 * 3 * 3, 5, 3 * 3, 2),
+    "batch-size": (8 * 4 * 3, 3, 3 * 4, 2),
+    "batch-size-steps": (8 * 4 * 3, 5, 3 * 4, 2),
+    "ghost-bn": (8 * 3, 10, 3, 1),
     "lr-sweep": (12 * 2 * 3, 3, 3 * 2, 1),
     "init-scale": (7 * 2 * 3, 3, 3 * 2, 1),
     "bn-placement": (3 * 5, 10, 3, 2),
@@ -55,7 +56,7 @@ def test_suite_expands_default_and_quick(name: str) -> None:
 def test_batch_size_grid_and_claim_setup() -> None:
     cells = expand(suite("batch-size"), RunOptions(backends=("torch",)), "run")
     assert sorted({c.train.batch_size for c in cells}) == [2, 4, 8, 16, 32, 64, 128, 256]
-    assert {c.model.norm for c in cells} == {"none", "batchnorm", "layernorm"}
+    assert {c.model.norm for c in cells} == {"none", "batchnorm", "layernorm", "groupnorm"}
     ioffe = expand(suite("ioffe2015"), RunOptions(backends=("torch",)), "run")[0]
     assert ioffe.model.hidden_sizes == (100, 100, 100) and ioffe.model.activation == "sigmoid"
     assert (ioffe.train.batch_size, ioffe.train.momentum) == (60, 0.0)

@@ -69,7 +69,7 @@ def test_a_misspelled_variant_key_names_the_field_and_the_valid_ones() -> None:
 def test_an_unknown_choice_value_is_refused() -> None:
     message = check(Suite("s", "d", variants=(Variant("bn", {"norm": "batchnrom"}),)))
     assert "unknown model norm 'batchnrom' (did you mean 'batchnorm'?)" in message
-    assert "valid: batchnorm, layernorm, none" in message
+    assert "valid: batchnorm, groupnorm, layernorm, none" in message
 
 
 @pytest.mark.parametrize(

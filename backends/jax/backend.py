@@ -32,10 +32,13 @@ from harness.backend import (  # noqa: E402
     BNResult,
     EpochCallback,
     EpochMetrics,
+    NormCall,
     Shape,
     StepRunner,
     TrainData,
 )
+from harness.backends.jax import probes  # noqa: E402
+from harness.backends.jax.conventions import conventions  # noqa: E402
 from harness.backends.jax.device import jax_device, limit_threads  # noqa: E402
 from harness.backends.jax.gemm import matmul_rates  # noqa: E402
 from harness.backends.jax.model import (  # noqa: E402
@@ -47,6 +50,7 @@ from harness.backends.jax.model import (  # noqa: E402
     to_canonical,
     variable_shapes,
 )
+from harness.backends.jax.norms import norm_apply  # noqa: E402
 from harness.backends.jax.steps import (  # noqa: E402
     cached_epoch,
     forward_fns,
@@ -54,6 +58,7 @@ from harness.backends.jax.steps import (  # noqa: E402
     set_learning_rate,
     step_key,
 )
+from harness.backends.jax.trace import trace_step  # noqa: E402
 from harness.specs import ModelSpec, TrainSpec  # noqa: E402
 
 Params = dict[str, np.ndarray]
@@ -88,6 +93,7 @@ class JaxBackend(Backend):
     """Flax linen MLP, optax SGD/Adam, one ``lax.scan`` per epoch inside ``jax.jit``."""
 
     name = "jax"
+    model_features = ("groupnorm", "ghost-batch")
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         super().__init__(device, threads)
@@ -140,6 +146,10 @@ class JaxBackend(Backend):
         model = JaxModel(spec, module, *variable_shapes(module))
         self.set_params(model, params)
         return model
+
+    def conventions(self, spec: ModelSpec, train: TrainSpec) -> dict[str, Any]:
+        """Effective conventions, Flax's and optax's defaults read from their signatures."""
+        return conventions(spec, train)
 
     def get_params(self, model: Any) -> Params:
         """Canonical layout (float32 NumPy copies)."""
@@ -228,6 +238,21 @@ class JaxBackend(Backend):
         out = logits_fn(model.variables, self._put(x, np.float32), training=training)
         return np.array(out, dtype=np.float32)
 
+    def loss_and_grads(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        noise: Params | None = None,
+    ) -> tuple[float, float, Params]:
+        """Train-mode loss, accuracy and gradients at canonical ``params`` (see probes)."""
+        return probes.loss_and_grads(spec, params, x, y, noise)
+
+    def batch_statistics(self, spec: ModelSpec, params: Params, x: np.ndarray) -> Params:
+        """Each BN layer's batch mean and biased variance on ``x`` (see probes)."""
+        return probes.batch_statistics(spec, params, x)
+
     def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
         """Eval-mode input of hidden layer ``layer``'s activation, via Flax's captured outputs.
 
@@ -254,6 +279,24 @@ class JaxBackend(Backend):
         xs, ys = self._put(x, np.float32), self._put(y, np.int32)
         loss, acc = metrics_fn(model.variables, xs, ys, training=training)
         return float(loss), float(acc)
+
+    def trace_step(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        native: bool = False,
+        mutate: str = "",
+    ) -> dict[str, np.ndarray]:
+        """One traced training step (``Module.perturb`` + ``jax.grad``), see the contract."""
+        return trace_step(spec, params, x, y, self.jax_device, native, mutate)
+
+    def norm_apply(
+        self, x: np.ndarray, params: Params, call: NormCall, upstream: np.ndarray
+    ) -> BNResult:
+        """The MLP's ghost-batch BN or ``nn.GroupNorm`` once (:mod:`.norms`)."""
+        return norm_apply(x, params, call, upstream, lambda a: self._put(a, np.float32))
 
     def batchnorm(
         self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray

@@ -16,14 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness.backends.jax.conventions import USE_FAST_VARIANCE, bn_kwargs, unbiased_running_var
+from harness.backends.jax.norms import apply_norm, make_norm
 from harness.specs import ModelSpec
 
 Params = dict[str, np.ndarray]
 Tree = dict[str, Any]
 
-# Two-pass variance E[(x - E[x])^2] instead of Flax's default E[x^2] - E[x]^2, which cancels
-# catastrophically when |mean| >> std (FACTS.md); torch and Keras are two-pass too.
-USE_FAST_VARIANCE = False
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "sigmoid": nn.sigmoid,
@@ -58,18 +57,22 @@ class MLP(nn.Module):
 
     def _norm(self, i: int, x: jax.Array, use_running_average: bool) -> jax.Array:
         spec = self.spec
+        if spec.features:  # GroupNorm or ghost-batch BN (norms.py); Flax momentum is 1 - m
+            kind, groups, ghost = spec.features[0], spec.norm_groups, spec.ghost_batch
+            momentum, eps = 1.0 - spec.bn_momentum, spec.bn_epsilon
+            norm = make_norm(kind, groups, ghost, momentum, eps, f"norm_{i}")
+            return apply_norm(norm, x, use_running_average)
         if spec.norm == "layernorm":
             return nn.LayerNorm(
                 epsilon=spec.bn_epsilon, use_fast_variance=USE_FAST_VARIANCE, name=f"norm_{i}"
             )(x)
-        # Flax's momentum is the weight of the *old* running value: the core's 1 - m.
-        return nn.BatchNorm(
-            use_running_average=use_running_average,
-            momentum=1.0 - spec.bn_momentum,
-            epsilon=spec.bn_epsilon,
-            use_fast_variance=USE_FAST_VARIANCE,
-            name=f"norm_{i}",
-        )(x)
+        bn = nn.BatchNorm(
+            use_running_average=use_running_average, name=f"norm_{i}", **bn_kwargs(spec)
+        )
+        out = bn(x)
+        if spec.running_var == "unbiased" and not use_running_average:
+            unbiased_running_var(bn, x)
+        return out
 
 
 @dataclass

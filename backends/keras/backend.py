@@ -28,10 +28,13 @@ from harness.backend import (  # noqa: E402
     BNResult,
     EpochCallback,
     EpochMetrics,
+    NormCall,
     Shape,
     StepRunner,
     TrainData,
 )
+from harness.backends.keras import probes  # noqa: E402
+from harness.backends.keras.conventions import conventions  # noqa: E402
 from harness.backends.keras.gemm import matmul_rates  # noqa: E402
 from harness.backends.keras.loop import (  # noqa: E402
     CompiledLoop,
@@ -48,6 +51,8 @@ from harness.backends.keras.model import (  # noqa: E402
     pre_activations,
     set_params,
 )
+from harness.backends.keras.norms import norm_apply  # noqa: E402
+from harness.backends.keras.trace import trace_step  # noqa: E402
 from harness.specs import ModelSpec, TrainSpec  # noqa: E402
 
 Params = dict[str, np.ndarray]
@@ -60,7 +65,9 @@ BN_KEYS += (("moving_variance", "var"),)
 
 
 def _bn_layer(call: BNCall, width: int) -> keras.layers.BatchNormalization:
-    kwargs: dict[str, float] = {}
+    kwargs: dict[str, Any] = {"renorm": True} if call.variant == "renorm" else {}
+    if call.variant not in ("", "renorm"):
+        raise NotImplementedError(f"no BN variant '{call.variant}'")
     if call.momentum is not None:
         kwargs["momentum"] = keras_momentum(call.momentum)
     if call.epsilon is not None:
@@ -79,6 +86,7 @@ class KerasBackend(Backend):
 
     name: ClassVar[str] = "keras"
     engine: ClassVar[str] = "tensorflow"
+    model_features: ClassVar[tuple[str, ...]] = ("groupnorm", "ghost-batch")
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         running = keras.backend.backend()
@@ -124,6 +132,14 @@ class KerasBackend(Backend):
                 set_params(model, params)
         model.harness_spec = spec  # what the compiled loop's stand-in is built from
         return model
+
+    def conventions(self, spec: ModelSpec, train: TrainSpec) -> dict[str, Any]:
+        """Effective conventions, Keras's defaults read from its signatures."""
+        return conventions(spec, train)
+
+    def bn_variants(self) -> tuple[str, ...]:
+        """Batch renormalization (``BatchNormalization(renorm=True)``), on every engine."""
+        return ("renorm",)
 
     def get_params(self, model: Any) -> Params:
         """Canonical layout (Keras kernels are already (in, out))."""
@@ -245,11 +261,41 @@ class KerasBackend(Backend):
         """Model outputs; ``training`` normalizes with batch statistics, updating nothing."""
         return np.asarray(ops.convert_to_numpy(self._forward(model, x, training)))
 
+    def loss_and_grads(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        noise: Params | None = None,
+    ) -> tuple[float, float, Params]:
+        """Train-mode loss, accuracy and gradients at canonical ``params`` (see probes)."""
+        with keras.device(self.place):
+            return probes.loss_and_grads(spec, params, x, y, noise, ENGINE)
+
+    def batch_statistics(self, spec: ModelSpec, params: Params, x: np.ndarray) -> Params:
+        """Each BN layer's batch mean and biased variance on ``x`` (see probes)."""
+        with keras.device(self.place), ENGINE.inference():
+            return probes.batch_statistics(spec, params, x)
+
     def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
         """Eval-mode input of hidden layer ``layer``'s activation."""
         with keras.device(self.place), ENGINE.inference():
             xt = ops.convert_to_tensor(np.asarray(x, np.float32))
             return np.asarray(ops.convert_to_numpy(pre_activations(model, xt, layer)))
+
+    def trace_step(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        native: bool = False,
+        mutate: str = "",
+    ) -> dict[str, np.ndarray]:
+        """One traced training step through the engine's autodiff, see the contract."""
+        with keras.device(self.place):
+            return trace_step(ENGINE, spec, params, x, y, native, mutate)
 
     def evaluate(
         self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False
@@ -261,6 +307,13 @@ class KerasBackend(Backend):
             loss = float(ops.convert_to_numpy(cross_entropy(yt, logits)))
             acc = float(ops.convert_to_numpy(count_correct(yt, logits))) / max(1, len(y))
         return loss, acc
+
+    def norm_apply(
+        self, x: np.ndarray, params: Params, call: NormCall, upstream: np.ndarray
+    ) -> BNResult:
+        """The MLP's ghost-batch BN or ``GroupNormalization`` once (:mod:`.norms`)."""
+        with keras.device(self.place):
+            return norm_apply(x, params, call, upstream, ENGINE.grads)
 
     def batchnorm(
         self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray
@@ -282,7 +335,8 @@ class KerasBackend(Backend):
             id(getattr(bn, attr)): ops.convert_to_tensor(params[key], dtype=call.dtype)
             for attr, key in BN_KEYS
         }
-        stats = [value[id(v)] for v in bn.non_trainable_variables]
+        # renorm adds its own statistics (renorm_mean, renorm_stddev): they keep their init
+        stats = [value.get(id(v), v.value) for v in bn.non_trainable_variables]
         up = ops.convert_to_tensor(upstream, dtype=call.dtype)
 
         def target(xt: Any, gamma: Any, beta: Any) -> tuple[Any, tuple[Any, ...]]:

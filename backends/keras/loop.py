@@ -65,6 +65,9 @@ def make_optimizer(spec: TrainSpec) -> keras.optimizers.Optimizer:
     step losses ~3e-2 relative apart 30 steps after a x0.1 decay at lr 0.05, m 0.9).
     Adam's epsilon is translated to torch's placement by :class:`TorchEpsilonAdam`.
     """
+    if spec.optimizer == "adam" and "adam_epsilon" in spec.native:  # Keras's own epsilon
+        betas = {"beta_1": float(spec.adam_beta1), "beta_2": float(spec.adam_beta2)}
+        return keras.optimizers.Adam(learning_rate=float(spec.lr), **betas)
     if spec.optimizer == "adam":
         return TorchEpsilonAdam(
             learning_rate=float(spec.lr),
@@ -134,7 +137,7 @@ class CompiledLoop:
 def loop_key(model: keras.Model, spec: TrainSpec) -> str:
     """What a compiled loop depends on: the architecture and the optimizer constants (not lr)."""
     optimizer = [spec.optimizer, spec.momentum, spec.nesterov, spec.weight_decay]
-    optimizer += [spec.adam_beta1, spec.adam_beta2, spec.adam_epsilon]
+    optimizer += [spec.adam_beta1, spec.adam_beta2, spec.adam_epsilon, list(spec.native)]
     return json.dumps([model.get_config(), optimizer], sort_keys=True, default=str)
 
 

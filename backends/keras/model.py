@@ -16,10 +16,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from harness.backends.keras.conventions import bn_layer  # noqa: E402
+from harness.backends.keras.norms import make_norm  # noqa: E402
 from harness.specs import ModelSpec  # noqa: E402
 
 Params = dict[str, np.ndarray]
-NORM_TYPES = (layers.BatchNormalization, layers.LayerNormalization)
+NORM_TYPES = (layers.BatchNormalization, layers.LayerNormalization, layers.GroupNormalization)
 
 
 def keras_momentum(momentum: float) -> float:
@@ -28,11 +30,13 @@ def keras_momentum(momentum: float) -> float:
 
 
 def _norm(spec: ModelSpec, i: int) -> layers.Layer:
+    if spec.features:  # GroupNorm or ghost-batch BN (norms.py)
+        momentum, groups = keras_momentum(spec.bn_momentum), spec.norm_groups
+        kind, ghost, eps = spec.features[0], spec.ghost_batch, spec.bn_epsilon
+        return make_norm(kind, groups, ghost, momentum, eps, f"norm_{i}")
     if spec.norm == "layernorm":
         return layers.LayerNormalization(epsilon=spec.bn_epsilon, name=f"norm_{i}")
-    return layers.BatchNormalization(
-        momentum=keras_momentum(spec.bn_momentum), epsilon=spec.bn_epsilon, name=f"norm_{i}"
-    )
+    return bn_layer(spec, f"norm_{i}")
 
 
 def _hidden_block(spec: ModelSpec, i: int, width: int) -> list[layers.Layer]:

@@ -20,12 +20,17 @@ from harness.backend import (
     BNResult,
     EpochCallback,
     EpochMetrics,
+    NormCall,
     Shape,
     StepRunner,
     TrainData,
 )
+from harness.backends.torch import probes
+from harness.backends.torch.conventions import adam_epsilon, conventions
 from harness.backends.torch.gemm import matmul_rates
 from harness.backends.torch.model import MLP, get_params, set_params
+from harness.backends.torch.norms import norm_apply
+from harness.backends.torch.trace import trace_step
 from harness.specs import ModelSpec, TrainSpec
 
 Params = dict[str, np.ndarray]
@@ -37,6 +42,7 @@ class TorchBackend(Backend):
     """PyTorch ``nn.Linear``/``nn.BatchNorm1d`` MLP trained with ``torch.optim``."""
 
     name = "torch"
+    model_features = ("groupnorm", "ghost-batch")
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         super().__init__(device, threads)
@@ -84,6 +90,10 @@ class TorchBackend(Backend):
             set_params(model, params)
         return model
 
+    def conventions(self, spec: ModelSpec, train: TrainSpec) -> dict[str, Any]:
+        """Effective conventions, torch's defaults read from its signatures."""
+        return conventions(spec, train)
+
     def get_params(self, model: Any) -> Params:
         """Canonical layout (kernels transposed)."""
         return get_params(model)
@@ -98,7 +108,7 @@ class TorchBackend(Backend):
                 model.parameters(),
                 lr=spec.lr,
                 betas=(spec.adam_beta1, spec.adam_beta2),
-                eps=spec.adam_epsilon,
+                eps=adam_epsilon(spec),
                 weight_decay=spec.weight_decay,
             )
         return torch.optim.SGD(
@@ -215,12 +225,39 @@ class TorchBackend(Backend):
         """Model outputs; ``training`` normalizes with batch statistics, updating nothing."""
         return self._forward(model, x, training).cpu().numpy()
 
+    def loss_and_grads(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        noise: Params | None = None,
+    ) -> tuple[float, float, Params]:
+        """Train-mode loss, accuracy and gradients at canonical ``params`` (see probes)."""
+        return probes.loss_and_grads(spec, params, x, y, noise, self.torch_device)
+
+    def batch_statistics(self, spec: ModelSpec, params: Params, x: np.ndarray) -> Params:
+        """Each BN layer's batch mean and biased variance on ``x`` (see probes)."""
+        return probes.batch_statistics(spec, params, x, self.torch_device)
+
     @torch.no_grad()
     def pre_activations(self, model: Any, x: np.ndarray, layer: int) -> np.ndarray:
         """Eval-mode input of hidden layer ``layer``'s activation."""
         model.eval()
         xt = torch.as_tensor(x, device=self.torch_device)
         return model.pre_activations(xt, layer).cpu().numpy()
+
+    def trace_step(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        native: bool = False,
+        mutate: str = "",
+    ) -> dict[str, np.ndarray]:
+        """One traced training step (forward hooks and ``retain_grad``), see the contract."""
+        return trace_step(spec, params, x, y, self.torch_device, native, mutate)
 
     def evaluate(
         self, model: Any, x: np.ndarray, y: np.ndarray, training: bool = False
@@ -231,6 +268,12 @@ class TorchBackend(Backend):
         loss = F.cross_entropy(logits, yt).item()
         acc = (logits.argmax(1) == yt).float().mean().item()
         return float(loss), float(acc)
+
+    def norm_apply(
+        self, x: np.ndarray, params: Params, call: NormCall, upstream: np.ndarray
+    ) -> BNResult:
+        """The MLP's ghost-batch BN or ``nn.GroupNorm`` once (:mod:`.norms`)."""
+        return norm_apply(x, params, call, upstream, self.torch_device)
 
     def batchnorm(
         self, x: np.ndarray, params: Params, call: BNCall, upstream: np.ndarray

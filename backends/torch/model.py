@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.backends.torch.conventions import bn_layer
+from harness.backends.torch.norms import make_norm
 from harness.specs import ModelSpec
 
 Params = dict[str, np.ndarray]
@@ -32,10 +34,13 @@ class MLP(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def _norm(self, width: int) -> nn.Module:
+        spec = self.spec
+        if spec.features:  # GroupNorm or ghost-batch BN (norms.py)
+            kind, groups, ghost = spec.features[0], spec.norm_groups, spec.ghost_batch
+            return make_norm(kind, width, groups, ghost, spec.bn_momentum, spec.bn_epsilon)
         if self.spec.norm == "layernorm":
             return nn.LayerNorm(width, eps=self.spec.bn_epsilon)
-        # torch's momentum is the weight of the new batch statistic: the core's convention.
-        return nn.BatchNorm1d(width, momentum=self.spec.bn_momentum, eps=self.spec.bn_epsilon)
+        return bn_layer(self.spec, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of flattened inputs."""

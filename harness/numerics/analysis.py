@@ -163,3 +163,26 @@ def versus_reference(cell: Cell) -> dict[str, Any]:
         )
     over = [row for row in per_step if not row["rel"] <= TRAJECTORY_TOL]
     return {"per_step": per_step, "first_over": over[0] if over else None}
+
+
+def formula_sweep(cell: Cell) -> dict[str, Any]:
+    """The |mean|/std sweep of one backend, mapped and at native defaults: worst relative error
+    per ratio of each, and the batch-variance formula each used (as the backend reported it).
+
+    Native and mapped calls differ in momentum (which moves only the running statistics, each
+    compared in its own convention), epsilon (measured) and the variance formula; where the
+    epsilons agree, a different output or gradient error is the formula's, measured.
+    """
+    cases = cell["result"]["cases"]
+    mapped = {c["ratio"]: num(c["max_rel"]) for c in cases if c["group"] == "ratio"}
+    native = {
+        c["ratio"]: num(c["max_rel"])
+        for c in cases
+        if c["group"] == "native" and c["name"].startswith("native, ratio")
+    }
+    return {
+        "ratios": sorted(mapped),
+        "mapped": {f"{r:g}": mapped.get(r, math.nan) for r in sorted(mapped)},
+        "native": {f"{r:g}": native.get(r, math.nan) for r in sorted(mapped)},
+        "formula": cell["result"].get("variance_formula", {}),
+    }

@@ -20,11 +20,11 @@ FLOAT32_TOL = 1e-5
 HALF_ULPS = 8
 TOLERANCE_REASON = (
     "float32: max-norm relative error <= 1e-5, the cross-framework tolerance measured for "
-    "well-conditioned cases (batch >= 16, |mean|/std <= 10; FACTS.md), about 170 unit "
-    "roundoffs (u = 2^-24 = 6.0e-8): room for reductions over up to 256 samples and for "
-    "rsqrt approximations, yet 100x below the error of a wrong convention. float16 and "
-    f"bfloat16: {HALF_ULPS} unit roundoffs of the type (u = 2^-11 and 2^-8): each stored "
-    "result is rounded once to the half type (<= 1 u of the max-norm), and the few "
+    "well-conditioned cases (batch >= 16, |mean|/std <= 10; docs/numerics-conventions.md), "
+    "about 170 unit roundoffs (u = 2^-24 = 6.0e-8): room for reductions over up to 256 "
+    "samples and for rsqrt approximations, yet 100x below the error of a wrong convention. "
+    f"float16 and bfloat16: {HALF_ULPS} unit roundoffs of the type (u = 2^-11 and 2^-8): "
+    "each stored result is rounded once to the half type (<= 1 u of the max-norm), and the few "
     "half-precision operations of the normalization and of the gradients add a handful more "
     "when the batch reductions are accumulated in float32; reductions accumulated in the half "
     "type itself, whose error grows with the batch size, would exceed it."
@@ -55,11 +55,13 @@ class Case:
     steps: int = 1
     native: bool = False
     keep_raw: bool = False
+    variant: str = ""
 
     @property
     def well_conditioned(self) -> bool:
-        """True when the case is held to a tolerance (else its errors are findings)."""
-        return self.n >= 16 and self.ratio <= 10
+        """True when the case is held to a tolerance (else its errors are findings); a layer
+        variant (batch renormalization) computes something else by design: a finding."""
+        return self.n >= 16 and self.ratio <= 10 and not self.variant
 
     @property
     def seed(self) -> int:
@@ -70,10 +72,17 @@ class Case:
 GROUPS = {
     "shape": "Well-conditioned inputs (|mean|/std = 1) at several shapes, float32, training",
     "ratio": "Mean/std sweep, 64 x 32, float32, training",
+    "native": "Native defaults (each framework's own momentum, epsilon and variance formula), "
+    "mean/std sweep, 64 x 32, float32, training",
     "batch": "Batch-size sweep, 32 features, float32, training",
-    "mode": "Eval mode, running statistics after several training steps, native defaults",
+    "mode": "Eval mode, running statistics after several training steps",
+    "variant": "Layer variants a backend offers (batch renormalization), 64 x 32, float32",
     "dtype": "Half precision, 64 x 256, training",
 }
+RATIOS = (1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e4)
+"""The |mean|/std sweep, mapped and at native defaults."""
+VARIANTS = ("renorm",)
+"""Layer variants run where the backend offers them (:meth:`Backend.bn_variants`)."""
 
 
 def all_cases() -> list[Case]:
@@ -82,16 +91,25 @@ def all_cases() -> list[Case]:
         Case(f"shape {n}x{d}", "shape", n, d, keep_raw=(n, d) == (16, 32))
         for n, d in ((64, 256), (16, 32), (256, 16))
     ]
-    cases += [
-        Case(f"ratio {r:g}", "ratio", 64, 32, ratio=r, keep_raw=r == 1e4)
-        for r in (1.0, 10.0, 100.0, 1e3, 1e4)
-    ]
+    cases += [Case(f"ratio {r:g}", "ratio", 64, 32, ratio=r, keep_raw=r == 1e4) for r in RATIOS]
+    cases += [Case("native defaults", "native", 16, 32, native=True, keep_raw=True)]
+    cases += [Case(f"native, ratio {r:g}", "native", 64, 32, ratio=r, native=True) for r in RATIOS]
     cases += [Case(f"batch {n}", "batch", n, 32, keep_raw=n == 4) for n in (1, 2, 4, 16, 256)]
     cases += [
         Case("eval 64x32", "mode", 64, 32, training=False),
         Case("5 steps then eval", "mode", 64, 32, steps=5),
-        Case("native defaults", "mode", 16, 32, native=True, keep_raw=True),
-        Case("native, mean/std 1e4", "mode", 64, 32, ratio=1e4, native=True),
+        Case("eval, mean/std 1e4", "mode", 64, 32, ratio=1e4, training=False),
+        Case("5 steps then eval, mean/std 1e4", "mode", 64, 32, ratio=1e4, steps=5),
+        Case("native, 5 steps then eval", "mode", 64, 32, steps=5, native=True),
+    ]
+    cases += [
+        Case(f"{v} {label}", "variant", 64, 32, ratio=r, variant=v, steps=s)
+        for v in VARIANTS
+        for label, r, s in (
+            ("ratio 1", 1.0, 1),
+            ("ratio 1e4", 1e4, 1),
+            ("5 steps then eval", 1.0, 5),
+        )
     ]
     cases += [Case(f"{t} 64x256", "dtype", 64, 256, dtype=t) for t in ("float16", "bfloat16")]
     return cases

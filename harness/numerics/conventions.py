@@ -21,10 +21,11 @@ from harness.backend import Backend, BNCall, BNResult
 from harness.numerics.cases import Case, layer_inputs
 from harness.numerics.errors import max_rel
 from harness.numerics.reference import Convention, batch_variance
+from harness.specs import BN_EPSILON, BN_MOMENTUM
 
 Arrays = dict[str, np.ndarray]
-CORE_MOMENTUM = 0.1
-CORE_EPSILON = 1e-5
+CORE_MOMENTUM = BN_MOMENTUM
+CORE_EPSILON = BN_EPSILON
 PROBE = Case("probe", "probe", 16, 32)
 STYLES = ((0.1, "torch style: momentum=0.1"), (0.01, "Keras/Flax style: momentum=0.99"))
 

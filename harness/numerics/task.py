@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.backend import Backend, BNCall, BNResult
+from harness.conventions import effective
 from harness.numerics.cases import Case, all_cases, layer_inputs, tolerance
 from harness.numerics.conventions import (
     CORE_EPSILON,
@@ -24,10 +25,11 @@ from harness.numerics.conventions import (
     probe_conventions,
     reference_conventions,
 )
+from harness.numerics.difftest import run_difftest
 from harness.numerics.errors import compare, result_arrays, verdict, worst
 from harness.numerics.reference import Convention, reference
 from harness.numerics.trajectory import run_trajectory
-from harness.specs import CellSpec
+from harness.specs import MODEL_CONVENTIONS, CellSpec, replace
 from harness.tasks import load_data
 
 Emit = Callable[[dict[str, Any]], None]
@@ -41,6 +43,7 @@ def bn_call(case: Case, training: bool | None = None) -> BNCall:
         momentum=None if case.native else CORE_MOMENTUM,
         epsilon=None if case.native else CORE_EPSILON,
         dtype=case.dtype,
+        variant=case.variant,
     )
 
 
@@ -85,6 +88,7 @@ def run_case(backend: Backend, case: Case, conv: Convention) -> dict[str, Any]:
         "mode": "eval" if (not case.training or case.steps > 1) else "train",
         "steps": case.steps,
         "native": case.native,
+        "variant": case.variant,
         "well_conditioned": case.well_conditioned,
         "tolerance": tolerance(case.dtype),
         "error": result.error,
@@ -109,7 +113,9 @@ def numerics_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any
     probes = probe_conventions(backend)
     conv, native = reference_conventions(probes)
     timings["conventions_s"] = time.perf_counter() - start
-    cases = [run_case(backend, c, native if c.native else conv) for c in all_cases()]
+    offered = set(backend.bn_variants())
+    todo = [c for c in all_cases() if not c.variant or c.variant in offered]
+    cases = [run_case(backend, c, native if c.native else conv) for c in todo]
     timings["cases_s"] = time.perf_counter() - start - timings["conventions_s"]
     started = time.perf_counter()
     try:
@@ -117,13 +123,31 @@ def numerics_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any
     except Exception as exc:  # the BN measurements above still stand
         trajectory = {"error": f"{type(exc).__name__}: {exc}"}
     timings["trajectory_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    try:
+        difftest = run_difftest(backend, cell, conv.unbiased)
+    except Exception as exc:  # NotImplementedError: a backend without trace_step
+        difftest = {"error": f"{type(exc).__name__}: {exc}"}
+    timings["difftest_s"] = time.perf_counter() - started
     return {
         "status": "ok",
         "conventions": probes,
         "cases": cases,
         "trajectory": trajectory,
+        "difftest": difftest,
         "timings": timings,
         "dataset": _dataset(cell),
+        "variance_formula": _formulas(backend, cell),
+    }
+
+
+def _formulas(backend: Backend, cell: CellSpec) -> dict[str, Any]:
+    """The batch-variance formula of the mapped and of the native-defaults layer, as the
+    backend reports it (:meth:`Backend.conventions`)."""
+    native = replace(cell.model, native=MODEL_CONVENTIONS)
+    return {
+        mode: effective(backend, spec, cell.train).get("bn_variance", "not reported")
+        for mode, spec in (("mapped", cell.model), ("native", native))
     }
 
 

@@ -33,6 +33,16 @@ GROWTH = (
     "per ratio, and the exponent k of error ~ ratio^k fitted over ratios 10..1e4."
 )
 
+FORMULAS = (
+    "### Variance formula: mapped layer vs native defaults, measured\n\nWorst relative error "
+    "over the six quantities per |mean|/std ratio, for each backend's layer as mapped (momentum "
+    "0.1, epsilon 1e-5, two-pass variance where the framework lets the adapter choose) and at "
+    "the framework's own defaults (compared with the reference in the measured native "
+    "convention). The formula column is what the backend reported using. Where the two rows "
+    "of a backend differ only in the formula (equal epsilons, see Conventions), the gap between "
+    "them is the formula's: a one-pass `E[x^2] - E[x]^2` loses about ratio^2 u of the variance."
+)
+
 CROSS_BACKEND = (
     "## Backends against each other\n\nMax-norm relative difference "
     "`max|a - b| / max(max|a|, max|b|)` of the raw outputs, on the same inputs. Running "

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from harness.report.attribution import running_var_note
 from harness.report.context import ReportContext, series
 from harness.report.stats import group
 from harness.report.style import backend_colour, variant_style
@@ -49,8 +50,10 @@ def _draw(ax: Any, groups: dict[tuple[Any, ...], list[dict[str, Any]]], metric: 
 
     key, title, label, scale = metric
     points = list(dict.fromkeys(p for _, p, _, _ in groups))
+    longest = 1
     for (variant, point, backend, device), members in groups.items():
         mean, lo, hi = band(members, key, scale)
+        longest = max(longest, len(mean))
         x = np.arange(1, len(mean) + 1)
         colour = backend_colour(backend)
         name = f"{backend}/{device} · {variant}{' ' + point if point else ''}"
@@ -62,6 +65,7 @@ def _draw(ax: Any, groups: dict[tuple[Any, ...], list[dict[str, Any]]], metric: 
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, longest + 0.5)  # one epoch still gets an integer tick of its own
     ax.grid(alpha=0.3)
 
 
@@ -157,7 +161,7 @@ def agreement(ctx: ReportContext) -> str:
     digests = {
         c["result"].get("init_digest") for c in cells if c["spec"]["model"]["init"] == "canonical"
     }
-    starts = _start_note(cells, digests)
+    starts = _start_note(cells, digests) + running_var_note(cells)
     headers = [
         "variant",
         "backends",

@@ -16,9 +16,9 @@ from harness.numerics import analysis as an
 from harness.numerics import conventions as cv
 from harness.numerics import texts
 from harness.numerics.cases import GROUPS
-from harness.numerics.plots import divergence_plot, ratio_plot
 from harness.numerics.reference import QUANTITIES
 from harness.report.context import ReportContext
+from harness.report.numerics_plots import divergence_plot, ratio_plot
 
 SHORT = {"running_mean": "run. mean", "running_var": "run. var"}
 
@@ -143,7 +143,22 @@ def errors(ctx: ReportContext) -> str:
         for c in cells
     }
     parts.append(_growth(ctx, cells))
+    parts.append(_formulas(ctx, cells))
     return "\n\n".join(parts)
+
+
+def _formulas(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
+    """Mapped vs native-defaults errors over the ratio sweep, with each one's variance formula."""
+    sweeps = {an.label(c): an.formula_sweep(c) for c in cells}
+    ctx.data["variance_formula"] = sweeps
+    ratios = next(iter(sweeps.values()))["mapped"].keys()
+    rows = []
+    for name, s in sweeps.items():
+        for mode in ("mapped", "native"):
+            formula = s["formula"].get(mode, "not reported")
+            rows.append([name, mode, formula, *(_g(s[mode].get(r)) for r in ratios)])
+    headers = ["backend", "layer", "variance formula", *(f"ratio {r}" for r in ratios)]
+    return texts.FORMULAS + "\n\n" + _table(rows, headers)
 
 
 def _verdicts(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
@@ -158,7 +173,7 @@ def _verdicts(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
 
 
 def _growth(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
-    drawn = ratio_plot(cells, ctx.plot_path("error_vs_ratio.png"))
+    image = ratio_plot(ctx, cells)
     fits = {an.label(c): an.growth(c) for c in cells}
     ctx.data["growth"] = fits
     ratios = list(next(iter(fits.values()))["errors"])
@@ -170,7 +185,7 @@ def _growth(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
         texts.GROWTH
         + "\n\n"
         + _table(rows, ["backend", *(f"ratio {r}" for r in ratios), "k"])
-        + ("\n\n![error vs mean/std](error_vs_ratio.png)" if drawn else "")
+        + (f"\n\n![error vs mean/std]({image})" if image else "")
     )
 
 
@@ -273,7 +288,7 @@ def trajectory(ctx: ReportContext) -> str:
         "npz": {an.label(c): c["result"]["trajectory"]["npz"] for c in cells},
     }
     per_step = {k: v["per_step"] for k, v in refs.items()}
-    drawn = divergence_plot(div, per_step, ctx.plot_path("divergence.png"))
+    image = divergence_plot(ctx, div, per_step)
     headers, rows = _step_rows(div, losses, refs)
     return (
         texts.TRAJECTORY.format(tol=an.TRAJECTORY_TOL)
@@ -281,7 +296,7 @@ def trajectory(ctx: ReportContext) -> str:
         + _trajectory_notes(ctx, div, refs)
         + "\n\n"
         + _table(rows, headers)
-        + ("\n\n![divergence](divergence.png)" if drawn else "")
+        + (f"\n\n![divergence]({image})" if image else "")
     )
 
 

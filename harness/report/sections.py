@@ -91,8 +91,35 @@ def header(ctx: ReportContext) -> str:
     for backend, versions in backend_versions(ctx.cells).items():
         detail = ", ".join(f"{k} {v}" for k, v in versions.items())
         lines.append(f"  - `{backend}`: {detail}")
+    lines += defaults_lines(ctx)
     lines += executor_lines(ctx)
     return "\n".join(lines)
+
+
+def defaults_lines(ctx: ReportContext) -> list[str]:
+    """``--defaults`` and, per backend, the conventions its cells really used (as reported by
+    the backend: its framework's defaults read from the installed signatures)."""
+    mode = ctx.run["settings"].get("defaults") or getattr(ctx.suite, "defaults", "mapped")
+    seen: dict[str, dict[str, Any]] = {}
+    for cell in ctx.trained_cells():
+        attribution = cell["spec"].get("extra", {}).get("attribution") or {}
+        if attribution.get("switch", "native") == "native":
+            seen.setdefault(cell["backend"], cell["result"].get("conventions") or {})
+    if mode != "native" and not any(seen.values()):
+        return []
+    lines = [
+        f"- **Defaults**: `{mode}` ("
+        + (
+            "each framework's own init, BN momentum and epsilon, variance formula, Adam epsilon"
+            if mode == "native"
+            else "conventions translated from the core's values"
+        )
+        + "); effective conventions (BN momentum as the weight of the new batch statistic):"
+    ]
+    for backend, conv in seen.items():
+        detail = ", ".join(f"{k} {v}" for k, v in conv.items())
+        lines.append(f"  - `{backend}`: {detail or 'not reported'}")
+    return lines
 
 
 def summary_rows(ctx: ReportContext) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ AXIS_LABELS = {
     "train.batch_size": "batch size",
     "train.lr": "learning rate",
     "model.init_scale": "init scale (× canonical kernel)",
+    "model.ghost_batch": "ghost batch size g",
 }
 
 
@@ -167,7 +168,7 @@ def _table_intro(target: float, stepped: bool, batch_mode: bool) -> str:
 
 
 def _axes_setup(ax: Any, key: str, values: list[float]) -> None:
-    ax.set_xscale("log", base=2 if key == "train.batch_size" else 10)
+    ax.set_xscale("log", base=2 if key in ("train.batch_size", "model.ghost_batch") else 10)
     ax.set_xticks(values)
     ax.set_xticklabels(
         [f"{v:g}" for v in values], fontsize=8, rotation=45 if len(values) > 8 else 0

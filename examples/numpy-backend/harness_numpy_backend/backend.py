@@ -19,10 +19,12 @@ from harness.backend import (
     BNResult,
     EpochCallback,
     EpochMetrics,
+    NormCall,
     Shape,
     StepRunner,
     TrainData,
 )
+from harness.numerics.ghost import NormReferenceMLP, norm_reference
 from harness.reference import ReferenceMLP, bn_backward, bn_forward, running_update, softmax_xent
 from harness.roofline import measure_rates, total_flops
 from harness.specs import ModelSpec, TrainSpec
@@ -36,6 +38,7 @@ class NumpyBackend(Backend):
     """float64 NumPy on the CPU: slow, exact, and a reference column in every report."""
 
     name = "numpy"
+    model_features = ("groupnorm", "ghost-batch")  # the float64 references of numerics.ghost
 
     @classmethod
     def devices(cls) -> list[str]:
@@ -52,7 +55,7 @@ class NumpyBackend(Backend):
             raise ValueError("the numpy backend has no dropout")
         if params is None:
             params = self._native_params(spec, seed)
-        return ReferenceMLP(spec, params, unbiased_running_var=False)
+        return NormReferenceMLP(spec, params, unbiased_running_var=False)
 
     @staticmethod
     def _native_params(spec: ModelSpec, seed: int) -> Params:
@@ -129,6 +132,13 @@ class NumpyBackend(Backend):
     def set_params(self, model: Any, params: Params) -> None:
         """Load canonical arrays (kept in float64)."""
         model.params = {k: np.asarray(v, np.float64).copy() for k, v in params.items()}
+
+    def norm_apply(self, x: np.ndarray, params: Params, call: NormCall,
+                   upstream: np.ndarray) -> BNResult:
+        """Ghost-batch BN or GroupNorm once: the float64 reference of the MLP's layer."""
+        ref = norm_reference(x, params, upstream, call)
+        return BNResult(ref["out"], ref["grad_x"], ref["grad_scale"], ref["grad_offset"],
+                        ref["running_mean"], ref["running_var"])
 
     def batchnorm(self, x: np.ndarray, params: Params, call: BNCall,
                   upstream: np.ndarray) -> BNResult:

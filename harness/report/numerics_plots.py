@@ -1,13 +1,18 @@
-"""The bn-numerics plots (matplotlib, Agg): error vs mean/std ratio, divergence vs step."""
+"""The bn-numerics plots (matplotlib, Agg): error vs mean/std ratio, divergence vs step.
+
+Each backend has its colour of the shared palette (:mod:`harness.report.style`), the same as in
+every other report; figures are saved through the report context in every chosen format.
+"""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from harness.numerics.analysis import TRAJECTORY_TOL, label, num
 from harness.numerics.cases import FLOAT32_TOL
+from harness.report.context import ReportContext
+from harness.report.style import backend_colour
 
 QUANTITY_STYLES = (
     ("out", "-", "output"),
@@ -31,26 +36,31 @@ def _axes() -> tuple[Any, Any, Any]:
     return plt, fig, ax
 
 
-def _finish(plt: Any, fig: Any, ax: Any, path: Path, tol: float, ncol: int = 1) -> None:
+def _finish(
+    ctx: ReportContext, plt: Any, fig: Any, ax: Any, name: str, tol: float, ncol: int = 1
+) -> str:
+    """Tolerance line, log y axis, legend; save in every chosen format; the file to link."""
     ax.axhline(tol, color="grey", lw=0.8, ls="-.", label=f"tolerance {tol:g}")
     ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=ncol)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    image = ctx.save_figure(fig, name, dpi=110)
     plt.close(fig)
+    return image
 
 
-def ratio_plot(cells: list[dict[str, Any]], path: Path) -> bool:
-    """Max-norm relative error against |mean|/std, one colour per backend, log-log.
+def ratio_plot(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
+    """``error_vs_ratio``: max-norm relative error against |mean|/std, colour = backend,
+    line style = quantity, log-log; the file to link.
 
-    Returns False (and draws nothing) when no backend produced a ratio-sweep error.
+    Returns ``""`` (and draws nothing) when no backend produced a ratio-sweep error.
     """
     cases = [c for cell in cells for c in cell["result"]["cases"] if c["group"] == "ratio"]
     if not _drawable([num(e["rel"]) for c in cases for e in c["errors"].values()]):
-        return False
+        return ""
     plt, fig, ax = _axes()
-    for i, cell in enumerate(cells):
+    for cell in cells:
         own = [c for c in cell["result"]["cases"] if c["group"] == "ratio" and c["errors"]]
         for key, style, name in QUANTITY_STYLES:
             values = [num(c["errors"].get(key, {}).get("rel")) for c in own]
@@ -58,7 +68,7 @@ def ratio_plot(cells: list[dict[str, Any]], path: Path) -> bool:
                 [c["ratio"] for c in own],
                 values,
                 style,
-                color=f"C{i}",
+                color=backend_colour(cell["backend"]),
                 marker="o",
                 ms=3,
                 label=f"{label(cell)} {name}",
@@ -67,8 +77,7 @@ def ratio_plot(cells: list[dict[str, Any]], path: Path) -> bool:
     ax.set_xlabel("|mean| / std of the inputs")
     ax.set_ylabel("max-norm relative error vs float64")
     ax.set_title("BN error vs input conditioning (64 x 32, float32, training mode)")
-    _finish(plt, fig, ax, path, FLOAT32_TOL, ncol=2)
-    return True
+    return _finish(ctx, plt, fig, ax, "error_vs_ratio.png", FLOAT32_TOL, ncol=2)
 
 
 def _divergence_series(
@@ -77,8 +86,8 @@ def _divergence_series(
     """``(steps, values, style, colour, label)`` of every line of the divergence plot."""
     rows = divergence.get("steps", [])[1:]
     picks = (
-        ("params", "-o", "C3", "trainable params, max over pairs"),
-        ("stats", "-s", "C1", "running statistics, max over pairs"),
+        ("params", "-o", "0.15", "trainable params, max over pairs"),
+        ("stats", "-s", "0.45", "running statistics, max over pairs"),
     )
     series = [
         ([r["step"] for r in rows], [r[key]["rel"] for r in rows], style, colour, name)
@@ -86,23 +95,25 @@ def _divergence_series(
     ]
     if rows:  # a zero loss difference has no place on a log axis
         loss = [r["loss_rel"] or math.nan for r in rows]
-        series.append(([r["step"] for r in rows], loss, "^", "C2", "loss, max rel. difference"))
-    for i, (name, per_step) in enumerate(references.items()):
+        series.append(([r["step"] for r in rows], loss, "^", "0.65", "loss, max rel. difference"))
+    for name, per_step in references.items():
         steps, values = [p["step"] for p in per_step[1:]], [p["rel"] for p in per_step[1:]]
-        series.append((steps, values, "--", f"C{(4 + i) % 10}", f"{name} vs float64 reference"))
+        colour = backend_colour(name)
+        series.append((steps, values, "--", colour, f"{name} vs float64 reference"))
     return series
 
 
 def divergence_plot(
-    divergence: dict[str, Any], references: dict[str, list[dict[str, Any]]], path: Path
-) -> bool:
-    """Largest difference between backends per step, and each backend vs float64, log y.
+    ctx: ReportContext, divergence: dict[str, Any], references: dict[str, list[dict[str, Any]]]
+) -> str:
+    """``divergence``: largest difference between backends per step (grey shades: they are
+    no backend's) and each backend vs float64 (its colour), log y; the file to link.
 
-    Returns False (and draws nothing) when every difference is zero or missing.
+    Returns ``""`` (and draws nothing) when every difference is zero or missing.
     """
     series = _divergence_series(divergence, references)
     if not _drawable([v for s in series for v in s[1]]):
-        return False
+        return ""
     plt, fig, ax = _axes()
     for steps, values, style, colour, name in series:
         ax.plot(steps, values, style, color=colour, ms=3, label=name)
@@ -110,5 +121,4 @@ def divergence_plot(
     ax.set_xlabel("training step")
     ax.set_ylabel("max-norm relative difference")
     ax.set_title("Trajectory divergence: same init, same batches")
-    _finish(plt, fig, ax, path, TRAJECTORY_TOL)
-    return True
+    return _finish(ctx, plt, fig, ax, "divergence.png", TRAJECTORY_TOL)

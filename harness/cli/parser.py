@@ -1,37 +1,26 @@
-"""The ``harness`` command line. Imports stay light: no framework, no matplotlib, at start-up.
+"""The ``harness`` argument parser: sub-commands, option types, ``--config`` and defaults.
 
-Exit codes: 0 success; 2 a problem the user can fix (unknown name, bad option value, bad or
-missing file, a resume with other settings), printed as one ``harness: error:`` line; 128 + the
-signal number when a command is interrupted, whenever the signal comes (a run, its report, a
-dataset loading, start-up): 130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for SIGHUP (the
-terminal closed), with one ``harness: interrupted`` line; 75 (``EX_TEMPFAIL``) when the results
-file cannot be written (disk full, locked by another process for longer than
-``$HARNESS_STORE_WAIT_S`` seconds): what could not be written is kept in a JSON file beside it
-and ``harness run --resume RUN`` finishes the run once the file can be written; 1 when the
-reader of the output went away (``harness list | head -1``), silently.
+Imports stay light (no framework, no matplotlib): ``harness --help`` builds this parser only.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from harness import interrupt
 from harness.config import apply_config, option_kinds
-from harness.errors import HarnessError
 
 EXIT_USAGE = 2
-EXIT_PIPE = 1
-EXIT_STORE = 75
-EXIT_INTERRUPTED = 128 + signal.SIGINT
 MAX_SEEDS = 1000
 MAX_THREADS = 1024
 RUN_DEFAULTS = {"backend": "all", "device": "cpu", "data_dir": ""}
 """Defaults applied after the command line and ``--config``, so both can be told apart."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks escaped: a name holding one must not cut the message short."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,6 +58,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got '{text}'")
     return value
 
 
@@ -112,6 +111,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="learning rate (default: the suite's, 0.01 for most; narrows an lr sweep)",
     )
     run.add_argument("--init", help="canonical (shared NumPy init) or native (framework defaults)")
+    run.add_argument(
+        "--defaults",
+        help="mapped (conventions translated from the core's values, the default) or native "
+        "(each framework's own init, BN momentum and epsilon, variance formula, Adam epsilon)",
+    )
     run.add_argument("--standardize", action="store_true", default=None, help="standardize inputs")
     run.add_argument("--limit", type=_positive_int, help="use only the first N training samples")
     run.add_argument("--quick", action="store_true", default=None, help="the suite's small size")
@@ -168,6 +172,23 @@ def build_parser() -> Parser:
         compare.add_argument(name, help="run id, 'latest', or a report's results.json")
     compare.add_argument("--store")
     compare.add_argument("--out", help="also write the markdown to this file")
+    compare.add_argument(
+        "--max-slowdown",
+        type=_non_negative_float,
+        metavar="PCT",
+        help="exit 1 when B's median epoch time is more than PCT percent above A's",
+    )
+    compare.add_argument(
+        "--max-acc-drop",
+        type=_non_negative_float,
+        metavar="PP",
+        help="exit 1 when B's mean final val accuracy is more than PP points below A's",
+    )
+    compare.add_argument(
+        "--fail-on-verdict-change",
+        action="store_true",
+        help="exit 1 when a claim's verdict differs between A and B",
+    )
     sub.add_parser("list", help="backends (with availability), suites and datasets")
     check = sub.add_parser("check", help="conformance checks of one backend, in its own worker")
     check.add_argument("backend", help="a registered backend (see `harness list`)")
@@ -204,68 +225,3 @@ def finish_run_args(parser: Parser, args: argparse.Namespace) -> argparse.Namesp
     for flag in ("standardize", "quick", "no_report", "dry_run", "quiet"):
         setattr(args, flag, bool(getattr(args, flag)))
     return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``harness`` command."""
-    try:
-        code = _main(argv)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit
-        return code
-    except BrokenPipeError:
-        # The reader went away (`harness list | head -1`): what the Python docs advise, so the
-        # interpreter's own flush at exit does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_PIPE
-
-
-def _main(argv: list[str] | None) -> int:
-    """Parse and dispatch with this process's signal handler installed (see
-    :func:`harness.interrupt.handled`): a signal at any moment is one line and its code."""
-    with interrupt.handled() as signals:
-        try:
-            parser = build_parser()
-            args = parser.parse_args(argv)
-            signals.arm()
-            from harness import commands
-
-            if args.command == "run":
-                finish_run_args(parser, args)
-            return int(commands.dispatch(args))
-        except HarnessError as exc:
-            print(f"harness: error: {one_line(str(exc))}", file=sys.stderr)
-            return EXIT_USAGE
-        except KeyboardInterrupt as exc:
-            code = int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
-            signals.seen = signals.seen or code - 128  # a second signal is ignored now
-            resume = getattr(exc, "resume_command", "")
-            name = signal.Signals(code - 128).name
-            after = f"; finished cells are in the store: finish the run with `{resume}`"
-            print(f"harness: interrupted ({name}){after if resume else ''}", file=sys.stderr)
-            return code
-        except Exception as exc:
-            from harness.store import StoreWriteError
-
-            if not isinstance(exc, StoreWriteError):
-                raise
-            return _store_failed(exc)
-
-
-def _store_failed(exc: Exception) -> int:
-    """One line for a results file that cannot be written: what is kept where, what to run."""
-    spill = getattr(exc, "spill", None)
-    kept = f"; what it held is kept in {spill}" if spill else "; it could not be kept elsewhere"
-    resume = getattr(exc, "resume_command", "")
-    after = f"; when it can be written, finish the run with `{resume}`" if resume else ""
-    print(f"harness: error: {one_line(str(exc))}{kept}{after}", file=sys.stderr)
-    return EXIT_STORE
-
-
-def one_line(text: str) -> str:
-    """``text`` with line breaks escaped: a name holding one must not cut the message short."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
