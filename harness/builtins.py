@@ -49,7 +49,7 @@ CLAIMS = (
     ("precise_high_momentum", "recomputed BN statistics beat a slow running average"),
     ("bn_only_above_chance", "training only BN's scale and offset is far above chance"),
     ("bn_only_beats_random", "training only BN beats training as many random weights"),
-    ("gn_batch_independent", "GN's small-batch accuracy drop is within 1 pp of no norm's"),
+    ("gn_batch_independent", "GN's small-batch accuracy drop is within 1 pp of LayerNorm's"),
     ("bn_drop_vs_gn", "BN's accuracy falls more than GN's from the largest to the smallest batch"),
     ("ghost_intermediate", "a pre-declared intermediate ghost batch beats both extremes"),
 )

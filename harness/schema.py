@@ -151,14 +151,30 @@ def load_results_json(path: Path) -> dict[str, Any]:
 
 def check_report_cells(cells: list[dict[str, Any]], where: str) -> None:
     """Cells about to be reported: each spec has its model, train, data and extra objects,
-    each part with every field of its dataclass (:data:`harness.specs.SPEC_PARTS`)."""
+    each part with every field of its dataclass (:data:`harness.specs.SPEC_PARTS`).
+
+    A field added to a spec after the cell was stored gets its default, which is what the cell
+    ran with (new fields default to the earlier behaviour); a field without a default that is
+    missing is an error.
+    """
     from harness.specs import SPEC_PARTS
 
     for cell in cells:
         at = f"{where}: cell {cell['cell_id']!r}: spec"
         check_fields(cell["spec"], SPEC_FIELDS, at)
         for part, cls in SPEC_PARTS.items():
-            names = [f.name for f in dataclasses.fields(cls)]
-            missing = [n for n in names if n not in cell["spec"][part]]
-            if missing:
-                raise HarnessError(f"{at}: {part}: missing field '{missing[0]}'")
+            stored = cell["spec"][part]
+            for f in dataclasses.fields(cls):
+                if f.name in stored:
+                    continue
+                if f.default is not dataclasses.MISSING:
+                    stored[f.name] = _plain(f.default)
+                elif f.default_factory is not dataclasses.MISSING:
+                    stored[f.name] = _plain(f.default_factory())
+                else:
+                    raise HarnessError(f"{at}: {part}: missing field '{f.name}'")
+
+
+def _plain(value: Any) -> Any:
+    """A spec default as the store holds it (tuples as lists)."""
+    return list(value) if isinstance(value, tuple) else value

@@ -175,13 +175,13 @@ def test_specs_name_the_features_a_backend_must_offer() -> None:
         Older().norm_apply(X, PARAMS, NormCall("groupnorm", groups=3), UP)
 
 
-def _drop_cells(bn: float, gn: float, none: float) -> list[dict[str, Any]]:
+def _drop_cells(bn: float, gn: float, ln: float) -> list[dict[str, Any]]:
     """Per seed and batch size 2 / 256: accuracy; each variant loses its ``drop`` at batch 2."""
     cells = []
     for seed in range(4):
         for bs in (2, 256):
             point, jitter = {"train.batch_size": bs}, seed / 500
-            for variant, drop in (("bn", bn), ("groupnorm", gn), ("no-bn", none)):
+            for variant, drop in (("bn", bn), ("groupnorm", gn), ("layernorm", ln)):
                 acc = 0.95 - (drop + jitter if bs == 2 else 0.0)
                 cells.append(cell(variant, seed, [acc], point=point))
     return cells
@@ -193,7 +193,7 @@ def test_groupnorm_claims() -> None:
     assert batch_dep.verdict == claims.SUPPORTED
     assert batch_dep.numbers["bn drop"]["mean"] == pytest.approx(0.2 + 0.003)
     (independent,) = claims.gn_batch_independent(_drop_cells(0.2, 0.02, 0.02), suite)
-    assert independent.verdict == claims.SUPPORTED  # GN adds nothing beyond no norm's drop
+    assert independent.verdict == claims.SUPPORTED  # GN adds nothing beyond LayerNorm's drop
     (falls,) = claims.gn_batch_independent(_drop_cells(0.2, 0.08, 0.02), suite)
     assert falls.verdict == claims.CONTRADICTED  # GN adds 6 pp > the 1 pp margin
 

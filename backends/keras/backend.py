@@ -138,8 +138,9 @@ class KerasBackend(Backend):
         return conventions(spec, train)
 
     def bn_variants(self) -> tuple[str, ...]:
-        """Batch renormalization (``BatchNormalization(renorm=True)``), on every engine."""
-        return ("renorm",)
+        """Batch renormalization (``BatchNormalization(renorm=True)``), on every engine; on
+        TensorFlow also its fused op (``FusedBatchNormV3``, :mod:`.fused`)."""
+        return ("renorm", "fused") if self.engine == "tensorflow" else ("renorm",)
 
     def get_params(self, model: Any) -> Params:
         """Canonical layout (Keras kernels are already (in, out))."""
@@ -321,6 +322,10 @@ class KerasBackend(Backend):
         """One ``keras.layers.BatchNormalization`` forward/backward in the requested mode/dtype."""
         try:
             with keras.device(self.place):
+                if call.variant == "fused" and self.engine == "tensorflow":
+                    from harness.backends.keras.fused import fused_batchnorm  # TF engine only
+
+                    return fused_batchnorm(x, params, call, upstream)
                 return self._batchnorm(x, params, call, upstream)
         except (TypeError, ValueError, NotImplementedError, RuntimeError, *ENGINE.ERRORS) as exc:
             empty = np.zeros(0, np.float32)

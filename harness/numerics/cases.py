@@ -13,16 +13,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.numerics.difftest import C
+from harness.numerics.difftest import tolerance as derived
+
 Arrays = dict[str, np.ndarray]
 
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
-FLOAT32_TOL = 1e-5
 HALF_ULPS = 8
 TOLERANCE_REASON = (
-    "float32: max-norm relative error <= 1e-5, the cross-framework tolerance measured for "
-    "well-conditioned cases (batch >= 16, |mean|/std <= 10; docs/numerics-conventions.md), "
-    "about 170 unit roundoffs (u = 2^-24 = 6.0e-8): room for reductions over up to 256 "
-    "samples and for rsqrt approximations, yet 100x below the error of a wrong convention. "
+    "float32: per quantity, the differential test's formula "
+    f"tol = C · u · n_eff · κ (C = {C:g}, u = 2^-24 = 6.0e-8) with n_eff the reductions over "
+    "the batch the quantity went through (training: out 2n (mean, then the centred variance), "
+    "grad_x 4n (those, Σg and Σg·x̂), grad_scale 3n, grad_offset n, running mean n + 2, "
+    "running variance 2n + 2 (the momentum update's two roundings); eval mode: a handful of "
+    "elementwise roundings, plus, after k training steps, k times the running statistics' "
+    "own), and κ = |mean|/std of the input (what centring loses, for out, grad_x, "
+    "grad_scale and the running variance) times "
+    "the condition number max Σ|t| / max |Σ t| of the quantity's last sum (grad_scale, "
+    "grad_offset, the running mean, and grad_x's n·g − Σg − x̂·Σgx̂). "
     f"float16 and bfloat16: {HALF_ULPS} unit roundoffs of the type (u = 2^-11 and 2^-8): "
     "each stored result is rounded once to the half type (<= 1 u of the max-norm), and the few "
     "half-precision operations of the normalization and of the gradients add a handful more "
@@ -33,8 +41,12 @@ WELL_CONDITIONED = "batch >= 16 and |mean|/std <= 10"
 
 
 def tolerance(dtype: str) -> float:
-    """Max-norm relative tolerance for a well-conditioned case in ``dtype``."""
-    return FLOAT32_TOL if dtype == "float32" else HALF_ULPS * UNIT_ROUNDOFF[dtype]
+    """Max-norm relative tolerance of a half-precision case (float32 ones are derived per
+    quantity: :func:`case_tolerances`); NaN for float32, which has no single number."""
+    return HALF_ULPS * UNIT_ROUNDOFF[dtype] if dtype in HALF_ULPS_TYPES else float("nan")
+
+
+HALF_ULPS_TYPES = ("float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -76,13 +88,15 @@ GROUPS = {
     "mean/std sweep, 64 x 32, float32, training",
     "batch": "Batch-size sweep, 32 features, float32, training",
     "mode": "Eval mode, running statistics after several training steps",
-    "variant": "Layer variants a backend offers (batch renormalization), 64 x 32, float32",
+    "variant": "Layer variants a backend offers (batch renormalization, TensorFlow's fused op), "
+    "64 x 32, float32, against float64 in the variant's measured running-variance convention",
     "dtype": "Half precision, 64 x 256, training",
 }
 RATIOS = (1.0, 3.0, 10.0, 30.0, 100.0, 1e3, 1e4)
 """The |mean|/std sweep, mapped and at native defaults."""
-VARIANTS = ("renorm",)
-"""Layer variants run where the backend offers them (:meth:`Backend.bn_variants`)."""
+VARIANTS = ("renorm", "fused")
+"""Layer variants run where the backend offers them (:meth:`Backend.bn_variants`): batch
+renormalization, and TensorFlow's fused op (which feeds the unbiased variance)."""
 
 
 def all_cases() -> list[Case]:
@@ -147,3 +161,63 @@ def layer_inputs(case: Case, step: int = 0) -> tuple[np.ndarray, Arrays, np.ndar
     upstream = batch_rng.standard_normal((n, d))
     exact = {k: quantize(v, case.dtype) for k, v in params.items()}
     return quantize(x, case.dtype), exact, quantize(upstream, case.dtype)
+
+
+def _kappa(terms_abs: np.ndarray, total: np.ndarray) -> float:
+    """``max Σ|t| / max |Σ t|`` (at least 1), the max-norm condition number of a sum."""
+    top = float(np.max(np.abs(total), initial=0.0))
+    return max(1.0, float(np.max(terms_abs, initial=0.0)) / max(top, 1e-300))
+
+
+def _conditioning(x: np.ndarray, params: Arrays, g: np.ndarray, momentum: float) -> dict:
+    """κ of every quantity of a training-mode call on ``x`` (see :data:`TOLERANCE_REASON`)."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    n, mean, std = len(x), x.mean(0), np.maximum(x.std(0), 1e-300)
+    ratio = max(1.0, float(np.max(np.abs(mean) / std)))
+    xhat = (x - mean) / std
+    grad_x = n * g - g.sum(0) - xhat * (g * xhat).sum(0)
+    terms = np.abs(n * g) + np.abs(g.sum(0)) + np.abs(xhat * (g * xhat).sum(0))
+    old = np.asarray(params["mean"], np.float64)
+    return {
+        "out": ratio,
+        "grad_x": ratio * _kappa(np.max(terms, 0), np.max(np.abs(grad_x), 0)),
+        "grad_scale": ratio * _kappa(np.abs(g * xhat).sum(0), (g * xhat).sum(0)),
+        "grad_offset": _kappa(np.abs(g).sum(0), g.sum(0)),
+        "running_mean": _kappa(
+            (1 - momentum) * np.abs(old) + momentum * np.abs(x).mean(0),
+            (1 - momentum) * old + momentum * mean,
+        ),
+        "running_var": ratio,
+    }
+
+
+TRAIN_LENGTHS = {"out": 2, "grad_x": 4, "grad_scale": 3, "grad_offset": 1}
+"""n_eff / n of a training-mode call; running mean n + 2, running variance 2n + 2."""
+EVAL_LENGTHS = {"out": 4, "grad_x": 3, "running_mean": 1, "running_var": 1}
+"""n_eff of an eval-mode call (elementwise roundings); grad_scale n + 4, grad_offset n."""
+
+
+def case_tolerances(
+    case: Case, x: np.ndarray, params: Arrays, upstream: np.ndarray, momentum: float
+) -> dict[str, float]:
+    """Per quantity, the derived max-norm relative tolerance of ``case`` (last call's inputs).
+
+    float32: ``C u n_eff κ`` (:func:`harness.numerics.difftest.tolerance`); eval cases after
+    ``k`` training steps carry the running statistics' ``k (2n + 2)``. Half types: a constant.
+    """
+    if case.dtype != "float32":
+        return dict.fromkeys(QUANTITY_NAMES, tolerance(case.dtype))
+    n, kappa = case.n, _conditioning(x, params, upstream, momentum)
+    stats = {"running_mean": n + 2, "running_var": 2 * n + 2}
+    if case.training and case.steps == 1:
+        lengths = {**{q: k * n for q, k in TRAIN_LENGTHS.items()}, **stats}
+    else:
+        carried = (case.steps - 1) * stats["running_var"] if case.steps > 1 else 0
+        lengths = {q: k + carried for q, k in EVAL_LENGTHS.items()}
+        lengths |= {"grad_scale": n + 4 + carried, "grad_offset": n}
+        kappa["grad_x"] = kappa["running_mean"] = kappa["out"]
+    return {q: derived(lengths[q], kappa[q]) for q in QUANTITY_NAMES}
+
+
+QUANTITY_NAMES = ("out", "grad_x", "grad_scale", "grad_offset", "running_mean", "running_var")
+"""The quantities of one BN call (:data:`harness.numerics.reference.QUANTITIES`)."""

@@ -13,6 +13,7 @@ Probes apply the backend's own layer to inputs chosen so that one unknown can be
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -188,6 +189,13 @@ def probe_conventions(backend: Backend) -> dict[str, Any]:
         "epsilon": _epsilons(backend),
         "batch1": batch_one(x, params, core.get("weight", CORE_MOMENTUM), single),
     }
+
+
+def probe_variants(backend: Backend, variants: list[str]) -> dict[str, dict[str, Any]]:
+    """Momentum weight and the variance fed to the running average of each layer variant,
+    asked for the core momentum and epsilon (e.g. TensorFlow's fused op: unbiased)."""
+    call = BNCall(True, CORE_MOMENTUM, CORE_EPSILON)
+    return {v: _momentum_and_variance(backend, replace(call, variant=v)) for v in variants}
 
 
 def reference_conventions(probes: dict[str, Any]) -> tuple[Convention, Convention]:

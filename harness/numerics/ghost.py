@@ -135,7 +135,9 @@ class NormReferenceMLP(ReferenceMLP):
         self, i: int, z: np.ndarray, training: bool, update: bool, cache: dict[str, Any]
     ) -> np.ndarray:
         spec, p = self.spec, self.params
-        scale, offset = p.get(f"norm_{i}/scale"), p.get(f"norm_{i}/offset")
+        if spec.norm not in ("groupnorm", "batchnorm"):
+            return super()._norm(i, z, training, update, cache)
+        scale, offset = p[f"norm_{i}/scale"], p[f"norm_{i}/offset"]
         if spec.norm == "groupnorm":
             out, cache["gn"] = group_forward(z, scale, offset, spec.norm_groups, spec.bn_epsilon)
             return out

@@ -9,6 +9,7 @@ measured native ones.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,18 +18,19 @@ import numpy as np
 
 from harness.backend import Backend, BNCall, BNResult
 from harness.conventions import effective
-from harness.numerics.cases import Case, all_cases, layer_inputs, tolerance
+from harness.numerics.cases import VARIANTS, Case, all_cases, case_tolerances, layer_inputs
 from harness.numerics.conventions import (
     CORE_EPSILON,
     CORE_MOMENTUM,
     call_layer,
     probe_conventions,
+    probe_variants,
     reference_conventions,
 )
 from harness.numerics.difftest import run_difftest
-from harness.numerics.errors import compare, result_arrays, verdict, worst
+from harness.numerics.errors import compare, result_arrays, verdict, worst, worst_ratio
+from harness.numerics.lockstep import run_trajectory
 from harness.numerics.reference import Convention, reference
-from harness.numerics.trajectory import run_trajectory
 from harness.specs import MODEL_CONVENTIONS, CellSpec, replace
 from harness.tasks import load_data
 
@@ -47,7 +49,10 @@ def bn_call(case: Case, training: bool | None = None) -> BNCall:
     )
 
 
-def _chain(backend: Backend, case: Case, conv: Convention) -> tuple[BNResult, Arrays]:
+Applied = tuple[BNResult, Arrays, tuple[np.ndarray, Arrays, np.ndarray]]
+
+
+def _chain(backend: Backend, case: Case, conv: Convention) -> Applied:
     """``case.steps`` training steps, each layer fed its own running statistics, then eval.
 
     The backend's statistics and the reference's evolve separately, so the final eval-mode
@@ -59,26 +64,37 @@ def _chain(backend: Backend, case: Case, conv: Convention) -> tuple[BNResult, Ar
         x, _, upstream = layer_inputs(case, step)
         result = call_layer(backend, x, ours, bn_call(case, True), upstream)
         if result.error:
-            return result, {}
+            return result, {}, (x, ref_params, upstream)
         ref = reference(x, ref_params, upstream, True, conv)
         ours = {**ours, "mean": result.running_mean, "var": result.running_var}
         ref_params = {**ref_params, "mean": ref["running_mean"], "var": ref["running_var"]}
     x, _, upstream = layer_inputs(case, case.steps)
     result = call_layer(backend, x, ours, bn_call(case, False), upstream)
-    return result, reference(x, ref_params, upstream, False, conv)
+    ref = reference(x, ref_params, upstream, False, conv)
+    return result, ref, (x, ref_params, upstream)
 
 
-def _apply(backend: Backend, case: Case, conv: Convention) -> tuple[BNResult, Arrays]:
+def _apply(backend: Backend, case: Case, conv: Convention) -> Applied:
+    """The backend's result, the reference's, and the inputs of the (last) call."""
     if case.steps > 1:
         return _chain(backend, case, conv)
     x, params, upstream = layer_inputs(case)
     result = call_layer(backend, x, params, bn_call(case), upstream)
-    return result, reference(x, params, upstream, case.training, conv)
+    return result, reference(x, params, upstream, case.training, conv), (x, params, upstream)
+
+
+def _against(errors: dict[str, dict[str, float]], tols: dict[str, float]) -> dict[str, Any]:
+    """Each quantity's error with its derived tolerance and ``ratio`` = rel / tol."""
+    return {
+        q: {**e, "tol": tols[q], "ratio": e["rel"] / tols[q] if tols[q] > 0 else math.nan}
+        for q, e in errors.items()
+    }
 
 
 def run_case(backend: Backend, case: Case, conv: Convention) -> dict[str, Any]:
     """One case: errors of every quantity against the reference, and the verdict."""
-    result, ref = _apply(backend, case, conv)
+    result, ref, inputs = _apply(backend, case, conv)
+    tols = case_tolerances(case, *inputs, conv.momentum)
     record: dict[str, Any] = {
         "name": case.name,
         "group": case.group,
@@ -90,9 +106,9 @@ def run_case(backend: Backend, case: Case, conv: Convention) -> dict[str, Any]:
         "native": case.native,
         "variant": case.variant,
         "well_conditioned": case.well_conditioned,
-        "tolerance": tolerance(case.dtype),
+        "tolerance": tols,
         "error": result.error,
-        "errors": {} if result.error else compare(result, ref),
+        "errors": {} if result.error else _against(compare(result, ref), tols),
         "reference": {
             "momentum": conv.momentum,
             "epsilon": conv.epsilon,
@@ -100,6 +116,7 @@ def run_case(backend: Backend, case: Case, conv: Convention) -> dict[str, Any]:
         },
     }
     record["max_rel"] = worst(record["errors"]) if not result.error else float("nan")
+    record["max_ratio"] = worst_ratio(record["errors"]) if not result.error else float("nan")
     record["verdict"] = verdict(case, record)
     if case.keep_raw and not result.error:
         record["raw"] = {k: v.tolist() for k, v in result_arrays(result).items()}
@@ -113,9 +130,10 @@ def numerics_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any
     probes = probe_conventions(backend)
     conv, native = reference_conventions(probes)
     timings["conventions_s"] = time.perf_counter() - start
-    offered = set(backend.bn_variants())
+    offered = [v for v in backend.bn_variants() if v in VARIANTS]
+    variants = probe_variants(backend, offered)
     todo = [c for c in all_cases() if not c.variant or c.variant in offered]
-    cases = [run_case(backend, c, native if c.native else conv) for c in todo]
+    cases = [run_case(backend, c, _convention(c, conv, native, variants)) for c in todo]
     timings["cases_s"] = time.perf_counter() - start - timings["conventions_s"]
     started = time.perf_counter()
     try:
@@ -131,7 +149,7 @@ def numerics_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any
     timings["difftest_s"] = time.perf_counter() - started
     return {
         "status": "ok",
-        "conventions": probes,
+        "conventions": {**probes, "variants": variants},
         "cases": cases,
         "trajectory": trajectory,
         "difftest": difftest,
@@ -139,6 +157,17 @@ def numerics_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any
         "dataset": _dataset(cell),
         "variance_formula": _formulas(backend, cell),
     }
+
+
+def _convention(
+    case: Case, conv: Convention, native: Convention, variants: dict[str, Any]
+) -> Convention:
+    """The reference's convention for ``case``: native or core, and for a layer variant its
+    own measured running-variance rule (so its errors are arithmetic, the rule is reported)."""
+    if not case.variant:
+        return native if case.native else conv
+    fed = variants.get(case.variant, {}).get("variance", {}).get("fed")
+    return Convention(conv.momentum, conv.epsilon, unbiased=fed == "unbiased")
 
 
 def _formulas(backend: Backend, cell: CellSpec) -> dict[str, Any]:

@@ -50,20 +50,63 @@ CROSS_BACKEND = (
     "differs where momentum and epsilon do."
 )
 
+TRAJECTORY_TOLERANCE = (
+    "per step and parameter group against float64: tol_k = C·u·n_eff·path_k / max|p_k| + k·u "
+    "(n_eff of the group's gradient as in the differential test, path_k the summed max-norm of "
+    "its updates so far, one rounding of the parameter per step); running statistics: "
+    "C·u·n_eff of the batch statistic + 2 × the tolerances of the layers before them; between "
+    "two backends, the sum of their tolerances against float64"
+)
+
 TRAJECTORY = (
     "## Trajectory check\n\nOne `train` call over a batch order of shape (steps, 1, batch): "
     "each 'epoch' is one step, so the optimizer and its SGD momentum live through the run "
     "(re-calling `train` per step would re-create the optimizer and drop the momentum; "
-    "retraining from scratch for every prefix would cost O(N^2) steps), the step compiles once, "
-    "and the epoch callback snapshots the parameters after every step into a `.npz` per backend. "
-    "Differences are max-norm relative over each layer's arrays (Dense kernel+bias, BN "
-    "scale+offset, BN running mean+var), tolerance {tol:g} (the float32 BN tolerance: a few "
-    "steps of float32 rounding stay far below it, a different arithmetic does not); the float64 "
-    "reference takes the same steps with each backend's measured running-variance convention."
+    "retraining from scratch for every prefix would cost O(N^2) steps) and the step compiles "
+    "once. The float64 reference takes every step in lockstep inside the epoch callback, with "
+    "each backend's measured running-variance convention, so the comparison with float64 is "
+    "per step; snapshots (2 MB each) are stored only at steps 0, 1, 2, 5, 10, 20, every 25th, "
+    "and two steps either side of the first step over tolerance, and the comparison between "
+    "backends uses the steps all stored. Differences are max-norm relative over each layer's "
+    "arrays (Dense kernel+bias, BN scale+offset, BN running mean+var); running variances are "
+    "compared between backends in one convention (float64's shift between the biased and the "
+    "unbiased running variance at that step taken off). Tolerance, derived from the float32 "
+    f"arithmetic: {TRAJECTORY_TOLERANCE}. First-order: a ReLU gate that rounding flips changes "
+    "that unit's gradient outright, which is the divergence this check looks for; at the "
+    "first step over, the worker traces the backend's own ReLU inputs (`trace_step` from its "
+    "parameters of the step before) and counts the entries whose sign differs from float64's."
 )
 
-RELU_GATE = (
-    " In that step's batch the float64 reference has a ReLU input of {gate:.1e} (hidden layer "
-    "{layer}), below what float32 resolves after BN: its gate can switch in float32, and that "
-    "unit's gradient then differs outright."
+RELU_FLIPS = (
+    " At that step {flipped} ReLU input(s) have a different sign than in float64, {near} of "
+    "them within float32's error bound of zero (C·u·n_eff·max|z| of that layer's ReLU input; "
+    "{per_layer}){verdict}"
+)
+RELU_CAUSE = (
+    ": a gate rounding decides, so the divergence is float32 meeting a ReLU boundary, not a "
+    "framework difference."
+)
+RELU_NOT_CAUSE = ": not every flipped gate is within rounding of zero; look further."
+
+EVAL_EFFECT = (
+    "### Eval mode and the running variance, per step\n\nEval-mode logits (float64 forward "
+    "of each backend's stored parameters and running statistics) on the first 256 validation "
+    "samples, for pairs of backends whose running variances follow different conventions; "
+    "then the first backend given the second's running variance, which leaves only float32 "
+    "rounding: the gap between the columns is the unbiased running variance's effect in eval "
+    "mode, hence on validation losses."
+)
+
+TOLERANCES = (
+    "### Derived tolerances against measured errors\n\nPer float32 case and quantity: the "
+    "derived tolerance C·u·n_eff·κ of the reference's inputs, and in brackets the worst "
+    "measured error over backends as a fraction of it (above 1 fails a well-conditioned case; "
+    "cases not held to it are findings)."
+)
+
+VARIANTS = (
+    "Layer variants, measured the same way (asked for new-stat weight 0.1 and epsilon 1e-5): "
+    "`renorm` is Keras's `BatchNormalization(renorm=True)`; `fused` is TensorFlow's fused op "
+    "(`tf.raw_ops.FusedBatchNormV3`, what `tf.nn.fused_batch_norm` and the `tf.compat.v1` "
+    "layers run), which feeds the unbiased variance to the running average, like PyTorch."
 )

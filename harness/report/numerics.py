@@ -109,7 +109,18 @@ def conventions(ctx: ReportContext) -> str:
         "epsilon, asked 1e-5 (eval / train)",
         "batch size 1, training mode",
     ]
-    return texts.CONVENTIONS + "\n\n" + _table(rows, headers)
+    return texts.CONVENTIONS + "\n\n" + _table(rows, headers) + _variant_conventions(ctx)
+
+
+def _variant_conventions(ctx: ReportContext) -> str:
+    """The running-variance rule of every layer variant a backend offers, measured."""
+    lines = [
+        f"- `{an.label(c)}` {variant}: new-stat weight {cv.asked_text(p, 0.1)}, variance fed "
+        f"{cv.variance_text(p)}"
+        for c in _cells(ctx)
+        for variant, p in c["result"]["conventions"].get("variants", {}).items()
+    ]
+    return ("\n\n" + texts.VARIANTS + "\n\n" + "\n".join(lines)) if lines else ""
 
 
 def _error_rows(cells: list[dict[str, Any]], group: str) -> list[list[str]]:
@@ -122,7 +133,8 @@ def _error_rows(cells: list[dict[str, Any]], group: str) -> list[list[str]]:
                 for q in QUANTITIES
             ]
             note = case["error"][:70] if case["error"] else ""
-            rows.append([case["name"], an.label(cell), *values, case["verdict"], note])
+            ratio = _g(case.get("max_ratio"), ".2f")
+            rows.append([case["name"], an.label(cell), *values, ratio, case["verdict"], note])
     return rows
 
 
@@ -131,11 +143,9 @@ def errors(ctx: ReportContext) -> str:
     cells = _cells(ctx)
     if not cells:
         return ""
-    headers = ["case", "backend", *(SHORT.get(q, q) for q in QUANTITIES), "verdict", "note"]
-    parts = [
-        texts.ERRORS,
-        _verdicts(ctx, cells),
-    ]
+    short = [SHORT.get(q, q) for q in QUANTITIES]
+    headers = ["case", "backend", *short, "worst err/tol", "verdict", "note"]
+    parts = [texts.ERRORS, _verdicts(ctx, cells), _tolerance_table(ctx, cells)]
     for group, title in GROUPS.items():
         parts.append(f"### {title}\n\n" + _table(_error_rows(cells, group), headers))
     ctx.data["errors"] = {  # raw outputs stay in the cells' results, not the findings
@@ -145,6 +155,35 @@ def errors(ctx: ReportContext) -> str:
     parts.append(_growth(ctx, cells))
     parts.append(_formulas(ctx, cells))
     return "\n\n".join(parts)
+
+
+def _tolerance_table(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
+    """Per float32 case: each quantity's derived tolerance and the worst measured error over
+    backends as a fraction of it (the ratio column: > 1 fails a well-conditioned case)."""
+    per_case: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        for case in cell["result"]["cases"]:
+            if case["dtype"] != "float32" or case["error"]:
+                continue
+            row = per_case.setdefault(case["name"], {"wc": case["well_conditioned"], "q": {}})
+            for q, e in case["errors"].items():
+                old = row["q"].get(q, {"tol": e.get("tol"), "ratio": -1.0})
+                if an.num(e.get("ratio")) > an.num(old["ratio"]):
+                    old = {"tol": e.get("tol"), "ratio": e.get("ratio"), "by": an.label(cell)}
+                row["q"][q] = old
+    ctx.data["tolerances"] = per_case
+    rows = [
+        [name, "yes" if r["wc"] else "finding", *(_tol_cell(r["q"].get(q)) for q in QUANTITIES)]
+        for name, r in per_case.items()
+    ]
+    headers = ["case", "held to it", *(f"{SHORT.get(q, q)}: tol (ratio)" for q in QUANTITIES)]
+    return texts.TOLERANCES + "\n\n" + _table(rows, headers)
+
+
+def _tol_cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    return f"{_g(entry['tol'], '.1e')} ({_g(entry['ratio'], '.3f')})"
 
 
 def _formulas(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
@@ -204,71 +243,98 @@ def cross_backend(ctx: ReportContext) -> str:
 
 
 def _step_rows(div: dict[str, Any], losses: dict[str, list[Any]], refs: dict[str, Any]) -> Any:
-    """Header and rows of the per-step table; between-backend columns only with two or more."""
-    pairs = bool(div["steps"])
+    """Header and rows of the per-step table at the steps the backends stored (plus every step
+    a backend first went over); between-backend columns only with two or more."""
+    pairs = {r["step"]: r for r in div["steps"]}
     headers = ["step", *(f"loss {k}" for k in losses)]
-    headers += ["max Δ loss", "params Δ (layer)", "running stats Δ (layer)"] if pairs else []
-    headers += [f"{k} vs float64 (layer)" for k in refs]
+    headers += ["max Δ loss", "params Δ / tol (layer)", "stats Δ / tol (layer)"] if pairs else []
+    headers += [f"{k} vs float64: Δ / tol (layer)" for k in refs]
+    shown = set(pairs) | {r["first_over"]["step"] for r in refs.values() if r["first_over"]}
     rows = []
-    for step in range(len(next(iter(refs.values()))["per_step"])):
+    for step in sorted(shown) or range(len(next(iter(refs.values()))["per_step"])):
         row = [str(step), *(f"{an.num(v[step - 1]):.7f}" if step else "-" for v in losses.values())]
         if pairs:
-            d = div["steps"][step]
-            row += [
-                _g(d["loss_abs"]) if step else "-",
-                f"{_g(d['params']['rel'])} {d['params']['group']}",
-                f"{_g(d['stats']['rel'])} {d['stats']['group']}",
-            ]
-        row += [
-            f"{_g(r['per_step'][step]['rel'])} {r['per_step'][step]['group']}"
-            for r in refs.values()
-        ]
+            d = pairs.get(step)
+            row += (
+                [
+                    _g(d["loss_abs"]) if step else "-",
+                    f"{_g(d['params']['rel'])} / {_g(d['params']['tol'])} {d['params']['group']}",
+                    f"{_g(d['stats']['rel'])} / {_g(d['stats']['tol'])} {d['stats']['group']}",
+                ]
+                if d
+                else ["-", "-", "-"]
+            )
+        for r in refs.values():
+            p = r["per_step"][step] if step < len(r["per_step"]) else None
+            row.append(f"{_g(p['rel'])} / {_g(p['tol'])} {p['group']}" if p else "-")
         rows.append(row)
     return headers, rows
 
 
-def _over(first: dict[str, Any] | None, what: str, steps: int, said: set[int] | None = None) -> str:
-    """One note on when a divergence first passed the tolerance; explains a ReLU gate once."""
+def _over(first: dict[str, Any] | None, what: str, steps: int) -> str:
+    """One note on when a divergence first passed its derived tolerance, and, against float64,
+    the ReLU gates the worker found flipped at that step."""
     if first is None:
-        return f"{what}: within {an.TRAJECTORY_TOL:g} for all {steps} steps."
+        return f"{what}: within the derived tolerance for all {steps} steps."
     pair = f", {first['pair']}" if first.get("pair") else ""
     text = (
-        f"{what}: first over {an.TRAJECTORY_TOL:g} at step {first['step']} "
-        f"({_g(first['rel'])}), led by `{first['group']}`{pair}."
+        f"{what}: first over the derived tolerance at step {first['step']} "
+        f"({_g(first['rel'])} against {_g(first['tol'])}), led by `{first['group']}`{pair}."
     )
-    gate = an.num(first.get("min_relu_input"))
-    if gate < an.RELU_RESOLUTION and said is not None:
-        explained = first["step"] in said
-        said.add(first["step"])
-        text += (
-            " Same near-zero ReLU input."
-            if explained
-            else texts.RELU_GATE.format(gate=gate, layer=first["relu_layer"])
+    flips = first.get("flips")
+    if flips and "error" not in flips:
+        text += texts.RELU_FLIPS.format(
+            flipped=flips["flipped"],
+            near=flips["near_zero"],
+            per_layer=", ".join(
+                f"layer {x['layer']}: {x['flipped']} ({x['near_zero']} within "
+                f"{x['bound']:.1e}, smallest |z64| {x['min_abs']:.1e})"
+                for x in flips["layers"]
+            ),
+            verdict=texts.RELU_CAUSE if flips["relu_cause"] else texts.RELU_NOT_CAUSE,
         )
+    elif flips:
+        text += f" (no ReLU trace: {flips['error'][:80]})"
     return text
 
 
 def _trajectory_notes(ctx: ReportContext, div: dict[str, Any], refs: dict[str, Any]) -> str:
-    """When each divergence first passed the tolerance (with the ReLU-gate explanation once),
-    and which backends have no trajectory."""
-    steps, said = len(next(iter(refs.values()))["per_step"]) - 1, set[int]()
-    gates = next(iter(refs.values()))["per_step"]  # every backend saw the same batches
+    """When each divergence first passed its tolerance (with the ReLU-gate count against
+    float64), and which backends have no trajectory."""
+    steps = len(next(iter(refs.values()))["per_step"]) - 1
     notes = []
     for key, what in (("params", "Trainable parameters"), ("stats", "Running statistics")):
-        first = div.get(f"first_{key}_over") if div["steps"] else None
-        gate = {k: v for k, v in gates[first["step"]].items() if "relu" in k} if first else {}
         if div["steps"]:
-            notes.append(
-                _over(first and {**first, **gate}, f"{what} between backends", steps, said)
-            )
-    notes += [_over(r["first_over"], f"`{k}` vs float64", steps, said) for k, r in refs.items()]
+            first = div.get(f"first_{key}_over")
+            notes.append(_over(first, f"{what} between backends (stored steps)", steps))
+    notes += [_over(r["first_over"], f"`{k}` vs float64", steps) for k, r in refs.items()]
     for cell in _cells(ctx):
         error = cell["result"].get("trajectory", {}).get("error")
         if error:
             notes.append(f"`{an.label(cell)}`: no trajectory ({error}).")
     if div.get("missing") and len(refs) > 1:
-        notes.append(f"No per-step parameter file for {', '.join(div['missing'])}.")
+        notes.append(f"No snapshot file for {', '.join(div['missing'])}.")
     return "\n".join(f"- {n}" for n in notes)
+
+
+def _eval_table(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
+    """Eval-mode logits of backends whose running-variance conventions differ, per step."""
+    rows = an.eval_effect(cells)
+    ctx.data["eval_effect"] = rows
+    if not rows:
+        return ""
+    table = [
+        [str(r["step"]), r["pair"], _g(r["logits"]), _g(r["given_var"]), _g(r["scale"], ".3g")]
+        for r in rows
+    ]
+    headers = [
+        "step",
+        "pair",
+        "max Δ eval logits",
+        "same, given the other's running var",
+        "max |logit|",
+    ]
+    return texts.EVAL_EFFECT + "\n\n" + _table(table, headers)
 
 
 def trajectory(ctx: ReportContext) -> str:
@@ -281,22 +347,26 @@ def trajectory(ctx: ReportContext) -> str:
     losses = {an.label(c): c["result"]["trajectory"]["losses"] for c in cells}
     losses["float64"] = cells[0]["result"]["trajectory"]["ref_losses"]
     ctx.data["trajectory"] = {
-        "tolerance": an.TRAJECTORY_TOL,
+        "tolerance": texts.TRAJECTORY_TOLERANCE,
         "divergence": div,
-        "versus_reference": refs,
+        "versus_reference": {k: {**v, "per_step": v["per_step"][-1:]} for k, v in refs.items()},
+        "first_over": {k: v["first_over"] for k, v in refs.items()},
         "losses": losses,
         "npz": {an.label(c): c["result"]["trajectory"]["npz"] for c in cells},
     }
     per_step = {k: v["per_step"] for k, v in refs.items()}
     image = divergence_plot(ctx, div, per_step)
     headers, rows = _step_rows(div, losses, refs)
-    return (
-        texts.TRAJECTORY.format(tol=an.TRAJECTORY_TOL)
-        + "\n\n"
-        + _trajectory_notes(ctx, div, refs)
-        + "\n\n"
-        + _table(rows, headers)
-        + (f"\n\n![divergence]({image})" if image else "")
+    return "\n\n".join(
+        part
+        for part in (
+            texts.TRAJECTORY,
+            _trajectory_notes(ctx, div, refs),
+            _table(rows, headers),
+            f"![divergence]({image})" if image else "",
+            _eval_table(ctx, cells),
+        )
+        if part
     )
 
 

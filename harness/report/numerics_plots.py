@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.numerics.analysis import TRAJECTORY_TOL, label, num
-from harness.numerics.cases import FLOAT32_TOL
+from harness.numerics.analysis import label, num
 from harness.report.context import ReportContext
 from harness.report.style import backend_colour
 
@@ -37,10 +36,11 @@ def _axes() -> tuple[Any, Any, Any]:
 
 
 def _finish(
-    ctx: ReportContext, plt: Any, fig: Any, ax: Any, name: str, tol: float, ncol: int = 1
+    ctx: ReportContext, plt: Any, fig: Any, ax: Any, name: str, tol: Any, ncol: int = 1
 ) -> str:
-    """Tolerance line, log y axis, legend; save in every chosen format; the file to link."""
-    ax.axhline(tol, color="grey", lw=0.8, ls="-.", label=f"tolerance {tol:g}")
+    """Derived-tolerance curve ``(xs, ys)``, log y axis, legend; save in every chosen format;
+    the file to link."""
+    ax.plot(*tol, color="grey", lw=0.8, ls="-.", label="derived tolerance")
     ax.set_yscale("log")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=ncol)
@@ -77,7 +77,9 @@ def ratio_plot(ctx: ReportContext, cells: list[dict[str, Any]]) -> str:
     ax.set_xlabel("|mean| / std of the inputs")
     ax.set_ylabel("max-norm relative error vs float64")
     ax.set_title("BN error vs input conditioning (64 x 32, float32, training mode)")
-    return _finish(ctx, plt, fig, ax, "error_vs_ratio.png", FLOAT32_TOL, ncol=2)
+    first = [c for c in cells[0]["result"]["cases"] if c["group"] == "ratio" and c["errors"]]
+    tol = ([c["ratio"] for c in first], [num(c["errors"]["out"].get("tol")) for c in first])
+    return _finish(ctx, plt, fig, ax, "error_vs_ratio.png", tol, ncol=2)
 
 
 def _divergence_series(
@@ -121,4 +123,6 @@ def divergence_plot(
     ax.set_xlabel("training step")
     ax.set_ylabel("max-norm relative difference")
     ax.set_title("Trajectory divergence: same init, same batches")
-    return _finish(ctx, plt, fig, ax, "divergence.png", TRAJECTORY_TOL)
+    first = next(iter(references.values()), [])[1:]
+    tol = ([p["step"] for p in first], [num(p.get("tol")) for p in first])
+    return _finish(ctx, plt, fig, ax, "divergence.png", tol)
