@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.backend import Backend, BNCall, EpochMetrics, NormCall, TrainData
 from harness.initializers import batch_order, canonical_params, param_count
-from harness.numerics.difftest import reduction_lengths, tolerance
+from harness.numerics.difftest import UNIT_ROUNDOFF, reduction_lengths, tolerance
 from harness.numerics.ghost import NormReferenceMLP, norm_reference
 from harness.numerics.reference import Convention, reference
 from harness.reference import ReferenceMLP
@@ -205,7 +205,11 @@ def _ref_step(
 
 
 def adam_limit(
-    spec: ModelSpec, train: TrainSpec, name: str, steps: list[tuple[np.ndarray, np.ndarray]]
+    spec: ModelSpec,
+    train: TrainSpec,
+    name: str,
+    steps: list[tuple[np.ndarray, np.ndarray]],
+    param: np.ndarray,
 ) -> np.ndarray:
     """Per element, how far K float32 Adam steps may move from the float64 ones.
 
@@ -219,7 +223,8 @@ def adam_limit(
     reduction length through the step, ``kappa = 1``). An update never errs by more than
     flipping its sign: each step's term is capped at 2 (``|m_hat / sqrt(v_hat)| <= ~1`` for
     the first steps when ``b1^2 < b2``), and the limit is the sum over the K steps (first
-    order: K is small and the parameters' own drift feeds back only at second order).
+    order: K is small and the parameters' own drift feeds back only at second order), plus
+    one rounding of the float32 parameter per step, ``K u |param|``.
     """
     layer = name.split("/")[0]
     leaf = {"kernel": "grad_kernel", "bias": "grad_bias", "scale": "grad_scale"}.get(
@@ -233,7 +238,7 @@ def adam_limit(
         root = np.sqrt(v_hat) + train.adam_epsilon
         term = 2 * (1 - b1) / (1 - b1**t) * dg / root
         total = total + np.minimum(term, 2.0)
-    return train.lr * total
+    return train.lr * total + len(steps) * UNIT_ROUNDOFF * np.abs(param)
 
 
 def _param_close(
@@ -255,7 +260,7 @@ def _param_close(
         ):
             return
         moved = np.abs(np.asarray(value, np.float64) - refs[0].params[name])
-        limit = adam_limit(spec, train, name, [m[name] for m in moments])
+        limit = adam_limit(spec, train, name, [m[name] for m in moments], refs[0].params[name])
         worst = int(np.argmax(moved / limit))
         _require(
             moved.flat[worst] <= limit.flat[worst],

@@ -86,8 +86,11 @@ def check_fields(data: object, fields: dict[str, str], where: str) -> None:
         types = KINDS[kind.rstrip("?")]
         wrong_bool = isinstance(value, bool) and bool not in types
         item = {"strs": str, "objs": dict}.get(kind.rstrip("?"))
-        wrong_items = item is not None and not all(isinstance(v, item) for v in value or ())
-        if not isinstance(value, types) or wrong_bool or wrong_items:
+        right_type = isinstance(value, types)
+        wrong_items = (
+            right_type and item is not None and not all(isinstance(v, item) for v in value or ())
+        )
+        if not right_type or wrong_bool or wrong_items:
             shown = f"a list of {item.__name__}" if item else kind.rstrip("?")
             got = f"{value!r:.40}" if item else _type_name(value)
             raise HarnessError(f"{where}: field '{name}' should be {shown}, got {got}")

@@ -3,8 +3,9 @@
 One cell per backend and device. The cell measures the layer's conventions (momentum, running
 variance, epsilon, batch size 1), runs every case of :mod:`harness.numerics.cases`, and trains the
 bn-vs-nobn MLP (784-512-256-10, ReLU, BN before the activation, SGD momentum 0.9, lr 0.01,
-batch 64) for a few steps from the canonical init, snapshotting its parameters each step. In this
-suite ``epochs`` counts those single-batch steps: 20, or 5 with ``--quick``.
+batch 64) from the canonical init with float64 in lockstep. In this suite ``epochs`` counts those
+single-batch steps: 250 (long enough for float32 to meet a ReLU boundary and diverge: on MNIST
+at step 179), or 5 with ``--quick``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ BN_NUMERICS = Suite(
     name="bn-numerics",
     description="BatchNorm forward, backward, running statistics and conventions vs float64",
     model=ModelSpec(hidden_sizes=(512, 256), activation="relu", norm="batchnorm"),
-    train=TrainSpec(optimizer="sgd", lr=0.01, momentum=0.9, batch_size=64, epochs=20),
+    train=TrainSpec(optimizer="sgd", lr=0.01, momentum=0.9, batch_size=64, epochs=250),
     seeds=1,
     quick={"epochs": 5, "seeds": 1},
     task="harness.numerics.task:numerics_cell",

@@ -27,8 +27,11 @@ Params = dict[str, np.ndarray]
 
 
 def order_for(n: int, cell: CellSpec, steps: int) -> np.ndarray:
-    """The first ``steps`` batches of the canonical epoch-0 order, one per 'epoch'."""
-    order = batch_order(n, cell.train.batch_size, 1, cell.train.seed)[0]
+    """The first ``steps`` batches of the canonical order (continuing into the next epochs when
+    one epoch has fewer batches), one per 'epoch'."""
+    size = cell.train.batch_size
+    epochs = -(-steps // max(n // size, 1))
+    order = batch_order(n, size, epochs, cell.train.seed).reshape(-1, size)
     if steps > len(order):
         raise ValueError(f"{steps} trajectory steps need {steps} batches; there are {len(order)}")
     return order[:steps, None, :]
