@@ -24,6 +24,7 @@ from harness.cells import Cell, final, group, series
 from harness.plugins import get_plugins
 from harness.runs import load_run
 from harness.stats import Difference, difference
+from harness.suite import cells_dataset
 from harness.summary import backend_versions, summary_rows
 
 Run = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -162,7 +163,8 @@ def matches(a: Run, b: Run) -> list[Match]:
     suite = get_plugins().suites.get(b[0]["suite"])
     groups = []
     for _, cells in (a, b):
-        groups.append({_key(r): r for r in summary_rows(cells, suite.target_acc)})
+        target = suite.for_dataset(cells_dataset(cells)).target_acc
+        groups.append({_key(r): r for r in summary_rows(cells, target)})
     members = [_members(cells) for _, cells in (a, b)]
     out = []
     for key in list(groups[0]) + [k for k in groups[1] if k not in groups[0]]:

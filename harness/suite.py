@@ -64,6 +64,23 @@ class Suite:
     extra: dict[str, Any] = field(default_factory=dict)
     target_acc: float = 0.9
     defaults: str = "mapped"
+    targets: dict[str, float] = field(default_factory=dict)
+    """Per-dataset accuracy targets replacing ``target_acc`` (a harder dataset, a lower one)."""
+
+    def for_dataset(self, name: str) -> Suite:
+        """This suite with ``target_acc`` set for dataset ``name`` (see :attr:`targets`)."""
+        if name not in self.targets:
+            return self
+        return dataclasses.replace(self, target_acc=float(self.targets[name]))
+
+
+def cells_dataset(cells: list[dict[str, Any]]) -> str:
+    """The dataset name the cells were run on ('' when none says)."""
+    for cell in cells:
+        name = cell.get("spec", {}).get("data", {}).get("name")
+        if name:
+            return str(name)
+    return ""
 
 
 @dataclass(frozen=True)

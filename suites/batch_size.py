@@ -48,6 +48,7 @@ BATCH_SIZE = Suite(
     report=REPORT,
     extra={"claims": CLAIMS, "batch_mode_samples": 512},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )
 
 BATCH_SIZE_STEPS = Suite(
@@ -63,4 +64,5 @@ BATCH_SIZE_STEPS = Suite(
     report=REPORT,
     extra={"claims": CLAIMS, "steps_per_round": 80, "batch_mode_samples": 512},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

@@ -33,4 +33,5 @@ BN_ONLY = Suite(
     ),
     extra={"claims": ("bn_only_above_chance", "bn_only_beats_random"), "stat_batches": 20},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

@@ -28,4 +28,5 @@ BN_PLACEMENT = Suite(
         "roles": {"bn": "bn-before", "bn_after": "bn-after"},
     },
     target_acc=0.93,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

@@ -21,6 +21,7 @@ BN_VS_NOBN = Suite(
     seeds=3,
     quick={"epochs": 2, "seeds": 1},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
     report=(
         "header",
         "summary",

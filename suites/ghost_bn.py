@@ -42,4 +42,5 @@ GHOST_BN = Suite(
     ),
     extra={"claims": ("ghost_intermediate",), "ghost_pick": GHOST_PICK},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

@@ -33,4 +33,5 @@ INIT_SCALE = Suite(
     ),
     extra={"claims": ("init_insensitive",)},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

@@ -41,4 +41,5 @@ IOFFE2015 = Suite(
         "probe_units": 10,
     },
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

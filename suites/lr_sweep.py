@@ -34,4 +34,5 @@ LR_SWEEP = Suite(
     ),
     extra={"claims": ("higher_lr", "wider_lr_range"), "stable_acc": 0.8},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

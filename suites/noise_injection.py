@@ -43,4 +43,5 @@ NOISE_INJECTION = Suite(
         "stat_batches": 20,
     },
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

@@ -25,4 +25,5 @@ PRECISE_BN = Suite(
     report=("header", "harness.report.why:precise_bn", "failures", "harness.report.claims:claims"),
     extra={"claims": ("precise_small_batch", "precise_high_momentum"), "precise_batches": 500},
     target_acc=0.9,
+    targets={"fashion-mnist": 0.85},  # its best MLPs reach ~89%
 )

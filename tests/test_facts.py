@@ -70,3 +70,16 @@ def test_flax_default_variance_formula_cancels_catastrophically() -> None:
     assert native["errors"]["out"]["rel"] > 1e-1
     assert chosen["errors"]["out"]["rel"] < 1e-2
     assert math.isfinite(chosen["max_rel"])
+
+
+def test_tensorflow_fused_op_feeds_the_unbiased_variance() -> None:
+    """TensorFlow's fused BN op (``FusedBatchNormV3``, the ``fused`` variant of the keras
+    backend on TensorFlow) feeds the unbiased variance to the running average, like PyTorch,
+    while Keras's own layer feeds the biased one: measured, not assumed."""
+    backend = backend_instance("keras")
+    if "fused" not in backend.bn_variants():
+        pytest.skip("keras is not running on TensorFlow")
+    found = cv.probe_variants(backend, ["fused"])["fused"]
+    assert found["weight"] == pytest.approx(0.1, rel=1e-3)
+    assert found["variance"]["fed"] == "unbiased"
+    assert found["variance"]["ratio_to_biased"] == pytest.approx(16 / 15, rel=1e-4)

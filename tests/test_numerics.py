@@ -32,7 +32,9 @@ from harness.numerics.cases import (
     quantize,
     tolerance,
 )
+from harness.numerics.drift import relu_flips
 from harness.numerics.errors import verdict
+from harness.numerics.lockstep import run_trajectory
 from harness.numerics.reference import Convention, reference
 from harness.numerics.task import numerics_cell, run_case
 from harness.report import build_report
@@ -324,3 +326,53 @@ def test_bn_numerics_end_to_end_on_torch(tmp_path: Path) -> None:
     assert "## Conventions, measured" in report and "new-stat weight, asked 0.1" in report
     assert (folder / "error_vs_ratio.png").exists() and (folder / "divergence.png").exists()
     assert Path(cell["result"]["trajectory"]["npz"]).exists()
+
+
+def test_relu_flips_are_told_apart_from_real_differences() -> None:
+    """A gate flipped within float32's error of zero is a ReLU-boundary cause; one flipped far
+    from zero is not."""
+    spec = BN_NUMERICS.model
+    z64 = [np.full((4, 3), 1.0), np.full((4, 2), -1.0)]
+    z64[1][0, 0] = 1e-9  # within rounding of zero
+    near = {"norm_0/out": z64[0], "norm_1/out": np.where(z64[1] == 1e-9, -1e-9, z64[1])}
+    found = relu_flips(spec, 4, near, z64)
+    assert (found["flipped"], found["near_zero"], found["relu_cause"]) == (1, 1, True)
+    far = {"norm_0/out": -z64[0], "norm_1/out": z64[1]}
+    found = relu_flips(spec, 4, far, z64)
+    assert found["flipped"] == 12 and found["near_zero"] == 0 and not found["relu_cause"]
+
+
+class DriftingFake(FakeBackend):
+    """The float64 fake with its parameters rounded to float32 after every step, or with a
+    learning rate 0.1% off (a real error)."""
+
+    def __init__(self, mutation: str) -> None:
+        super().__init__("cpu", 1)
+        self.mutation = mutation
+
+    def train(self, model: Any, data: Any, spec: Any, order: Any, on_epoch: Any = None) -> Any:
+        if self.mutation == "lr":
+            spec = replace(spec, lr=spec.lr * 1.001)
+
+        def rounded(metrics: Any) -> bool:
+            if self.mutation == "float32":
+                model.params = {
+                    k: v.astype(np.float32).astype(np.float64) for k, v in model.params.items()
+                }
+            return on_epoch(metrics)
+
+        return super().train(model, data, spec, order, rounded)
+
+
+@pytest.mark.parametrize("mutation, over", [("float32", False), ("lr", True)])
+def test_trajectory_tolerance_passes_rounding_and_catches_a_wrong_lr(
+    tmp_path: Path, mutation: str, over: bool
+) -> None:
+    # 8 steps: at step 10 of this synthetic run float64 has a ReLU input of 1e-7, which the
+    # float32-rounded run flips (a real divergence, which is what the check is for)
+    spec = numerics_cell_spec(tmp_path, "fake", 8, "synthetic")
+    result = run_trajectory(DriftingFake(mutation), spec, unbiased=False)
+    assert (result["first_over"] is not None) == over, result["first_over"]
+    if over:  # caught within the first steps, and the snapshots around it are stored
+        assert result["first_over"]["step"] <= 3
+        assert {1, 2, 3} <= set(result["stored_steps"])

@@ -8,6 +8,7 @@ batch mean cancel catastrophically in float32.
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -166,13 +167,17 @@ def layer_inputs(case: Case, step: int = 0) -> tuple[np.ndarray, Arrays, np.ndar
 def _kappa(terms_abs: np.ndarray, total: np.ndarray) -> float:
     """``max Σ|t| / max |Σ t|`` (at least 1), the max-norm condition number of a sum."""
     top = float(np.max(np.abs(total), initial=0.0))
-    return max(1.0, float(np.max(terms_abs, initial=0.0)) / max(top, 1e-300))
+    if top <= 1e-12 * float(np.max(terms_abs, initial=0.0)):
+        return math.inf  # the sum cancels to rounding (batch size 1 or 2): no relative bound
+    return max(1.0, float(np.max(terms_abs, initial=0.0)) / top)
 
 
 def _conditioning(x: np.ndarray, params: Arrays, g: np.ndarray, momentum: float) -> dict:
     """κ of every quantity of a training-mode call on ``x`` (see :data:`TOLERANCE_REASON`)."""
     x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    n, mean, std = len(x), x.mean(0), np.maximum(x.std(0), 1e-300)
+    n, mean, std = len(x), x.mean(0), x.std(0)
+    if not np.all(std > 0):
+        return dict.fromkeys(QUANTITY_NAMES, math.inf)  # one sample: nothing to normalize by
     ratio = max(1.0, float(np.max(np.abs(mean) / std)))
     xhat = (x - mean) / std
     grad_x = n * g - g.sum(0) - xhat * (g * xhat).sum(0)

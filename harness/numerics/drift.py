@@ -90,6 +90,7 @@ def relu_flips(
                 "near_zero": int((flipped & (np.abs(z64) <= bound)).sum()),
                 "bound": bound,
                 "min_abs": float(np.min(np.abs(z64))),
+                "flipped_abs": float(np.max(np.abs(z64[flipped]), initial=0.0)),
             }
         )
     flipped = sum(x["flipped"] for x in layers)

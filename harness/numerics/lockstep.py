@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backend import Backend, EpochMetrics
+from harness.backend import Backend, EpochMetrics, TrainData
 from harness.initializers import canonical_params
 from harness.numerics.drift import Drift, relu_flips
 from harness.numerics.trajectory import WINDOW, group_rel, kept, layer_groups, order_for, save_npz
@@ -25,6 +25,20 @@ from harness.tasks import load_data, model_for, params_digest
 
 Params = dict[str, np.ndarray]
 EVAL_SAMPLES = 256
+VAL_SAMPLES = 64
+
+
+class _Recording(ReferenceMLP):
+    """The float64 MLP, keeping the caches of its last forward pass (the step's own)."""
+
+    last: list[dict[str, Any]]
+
+    def forward(
+        self, x: np.ndarray, training: bool, update: bool = False
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """:meth:`ReferenceMLP.forward`, remembering the caches."""
+        logits, self.last = super().forward(x, training, update)
+        return logits, self.last
 
 
 class Lockstep:
@@ -33,7 +47,7 @@ class Lockstep:
     def __init__(self, spec: ModelSpec, params: Params, unbiased: bool, batch: int) -> None:
         """Reference in the backend's running-variance convention, plus the biased one's var."""
         self.spec, self.batch = spec, batch
-        self.ref = ReferenceMLP(spec, params, unbiased_running_var=unbiased)
+        self.ref = _Recording(spec, params, unbiased_running_var=unbiased)
         self.biased_var = {k: v.copy() for k, v in self.ref.params.items() if k.endswith("/var")}
         self.groups = layer_groups(self.ref.params)
         self.drift = Drift(spec, batch, self.groups)
@@ -46,7 +60,8 @@ class Lockstep:
 
     def advance(self, x: np.ndarray, y: np.ndarray, train: Any) -> list[np.ndarray]:
         """One float64 step; returns the batch's ReLU inputs (before the step)."""
-        _, caches = self.ref.forward(x, training=True)
+        self.ref_losses.append(float(self.ref.step(x, y, train, train.lr)))
+        caches = self.ref.last
         for i, cache in enumerate(caches[:-1]):
             if "bn" in cache:
                 name = f"norm_{i}/var"
@@ -55,7 +70,6 @@ class Lockstep:
                     self.biased_var[name], cache["bn"]["var"], momentum
                 )
         self.gates.append([float(np.abs(c["z"]).min()) for c in caches[:-1]])
-        self.ref_losses.append(float(self.ref.step(x, y, train, train.lr)))
         return [c["z"] for c in caches[:-1]]
 
     def compare(self, step: int, before: Params, snap: Params) -> bool:
@@ -92,41 +106,67 @@ def run_trajectory(backend: Backend, cell: CellSpec, unbiased: bool) -> dict[str
     start = backend.get_params(model)
     snaps: dict[int, Params] = {0: start}
     losses: list[float] = []
-    state: dict[str, Any] = {"prev": start, "ring": {}, "flips": None}
+    state: dict[str, Any] = {"ring": {0: start}, "inputs": {}, "flips": None}
 
     def on_step(metrics: EpochMetrics) -> bool:
         step = len(losses) + 1
         idx = order[step - 1, 0]
-        ref_inputs = lock.advance(data.x_train[idx], data.y_train[idx], cell.train)
+        inputs = lock.advance(data.x_train[idx], data.y_train[idx], cell.train)
         snap = backend.get_params(model)
         losses.append(float(metrics.train_loss))
-        state["ring"] = {k: v for k, v in state["ring"].items() if k >= step - WINDOW}
-        state["ring"][step] = snap
+        ring = {k: v for k, v in state["ring"].items() if k >= step - WINDOW}
+        state["ring"], state["inputs"] = (
+            {**ring, step: snap},
+            {
+                **{k: v for k, v in state["inputs"].items() if k > step - WINDOW},
+                step: inputs,
+            },
+        )
         if kept(step, steps):
             snaps[step] = snap
-        if lock.compare(step, state["prev"], snap):
+        if lock.compare(step, ring[step - 1], snap):
             snaps.update(state["ring"])
             state["until"] = step + WINDOW
-            state["flips"] = _flips(backend, spec, state["prev"], idx, data, ref_inputs)
+            state["flips"] = _window_flips(backend, spec, state, order, data)
         if step <= state.get("until", -1):
             snaps[step] = snap
         lock.keep_shift(step)  # 768 numbers a step: kept for every step
-        state["prev"] = snap
         return True
 
-    backend.train(model, data.train_data(), replace(cell.train, epochs=steps), order, on_step)
+    # every "epoch" ends with the backend's validation pass: a tiny validation set keeps those
+    # 250 passes from costing more than the steps (they are not what this check measures)
+    train = data.train_data()
+    train = TrainData(
+        train.x_train, train.y_train, train.x_val[:VAL_SAMPLES], train.y_val[:VAL_SAMPLES]
+    )
+    backend.train(model, train, replace(cell.train, epochs=steps), order, on_step)
     return {**_result(cell, lock, snaps, losses, data), "relu_flips": state["flips"]}
 
 
-def _flips(
-    backend: Backend, spec: ModelSpec, params: Params, idx: np.ndarray, data: Any, ref: list
+def _window_flips(
+    backend: Backend, spec: ModelSpec, state: dict[str, Any], order: np.ndarray, data: Any
 ) -> dict[str, Any]:
-    """The backend's own ReLU inputs of this step (from its parameters before it) vs float64."""
-    try:
-        traced = backend.trace_step(spec, params, data.x_train[idx], data.y_train[idx])
-    except Exception as exc:  # NotImplementedError: a backend without trace_step
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return relu_flips(spec, len(idx), traced, ref)
+    """ReLU sign changes against float64 at each of the last ``WINDOW`` steps up to the first
+    step over tolerance (the jump that crossed it may come a step or two before): the backend's
+    own ReLU inputs of step ``j``, traced from its parameters after step ``j - 1``."""
+    per_step: dict[str, Any] = {}
+    for step, inputs in sorted(state["inputs"].items()):
+        idx = order[step - 1, 0]
+        try:
+            x, y = data.x_train[idx], data.y_train[idx]
+            traced = backend.trace_step(spec, state["ring"][step - 1], x, y)
+        except Exception as exc:  # NotImplementedError: a backend without trace_step
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        per_step[str(step)] = relu_flips(spec, len(idx), traced, inputs)
+    flipped = sum(v["flipped"] for v in per_step.values())
+    near = sum(v["near_zero"] for v in per_step.values())
+    return {
+        "steps": per_step,
+        "flipped": flipped,
+        "near_zero": near,
+        "relu_cause": flipped > 0 and near == flipped,
+        "at": [int(k) for k, v in per_step.items() if v["flipped"]],
+    }
 
 
 def _result(

@@ -185,9 +185,10 @@ def _flip_text(first: dict[str, Any]) -> str:
     """Why the first step over tolerance diverged, when the worker found ReLU gates flipped."""
     flips = first.get("flips") or {}
     if flips.get("relu_cause"):
+        at = ", ".join(str(s) for s in flips.get("at", []))
         return (
-            f": {flips['flipped']} ReLU input(s) changed sign against float64 at that step, all "
-            "within float32's error bound of zero, a gate rounding decides, not a framework "
+            f": {flips['flipped']} ReLU input(s) changed sign against float64 at step {at}, all "
+            "within float32's error bound of zero: a gate rounding decides, not a framework "
             "difference"
         )
     if flips.get("flipped"):

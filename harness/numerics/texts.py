@@ -78,15 +78,18 @@ TRAJECTORY = (
 )
 
 RELU_FLIPS = (
-    " At that step {flipped} ReLU input(s) have a different sign than in float64, {near} of "
-    "them within float32's error bound of zero (C·u·n_eff·max|z| of that layer's ReLU input; "
-    "{per_layer}){verdict}"
+    " Traced at steps {steps}: {flipped} ReLU input(s) have a different sign than in float64, "
+    "{near} of them within float32's error bound of zero (C·u·n_eff·max|z| of that layer's "
+    "ReLU input; {per_layer}){verdict}"
 )
 RELU_CAUSE = (
     ": a gate rounding decides, so the divergence is float32 meeting a ReLU boundary, not a "
     "framework difference."
 )
-RELU_NOT_CAUSE = ": not every flipped gate is within rounding of zero; look further."
+RELU_NOT_CAUSE = (
+    ": no gate flipped within rounding of zero at these steps, so the cause is not a ReLU "
+    "boundary there; look further (the error may have grown smoothly through the steps)."
+)
 
 EVAL_EFFECT = (
     "### Eval mode and the running variance, per step\n\nEval-mode logits (float64 forward "

@@ -59,9 +59,9 @@ def group_rel(params: Params, ref: Params, names: list[str]) -> float:
 
 EARLY = (0, 1, 2, 5, 10, 20)
 STRIDE = 25
-WINDOW = 2
+WINDOW = 3
 """Snapshots kept: the early steps, every ``STRIDE``-th, and ``WINDOW`` steps either side of the
-first step over tolerance."""
+first step over tolerance (whose ReLU gates are traced at the ``WINDOW`` steps up to it)."""
 
 
 def kept(step: int, steps: int) -> bool:

@@ -18,6 +18,7 @@ from harness.report.findings import findings
 from harness.report.style import DEFAULT_PLOT_FORMATS
 from harness.report.tidy import write_csv
 from harness.results_json import from_results_json, to_results_json
+from harness.suite import cells_dataset
 
 __all__ = ["build_report", "from_results_json", "results_json", "section"]
 
@@ -46,6 +47,8 @@ def build_report(
     placed right after the header. Returns the report's path.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(suite, "for_dataset"):  # targets set per dataset (Fashion-MNIST: lower)
+        suite = suite.for_dataset(cells_dataset(cells))
     ctx = ReportContext(run, cells, suite, out_dir, plot_formats=plot_formats)
     names = list(suite.report) + (["failures"] if "failures" not in suite.report else [])
     parts = [p for p in (section(name)(ctx) for name in names) if p]

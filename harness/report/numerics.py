@@ -284,13 +284,17 @@ def _over(first: dict[str, Any] | None, what: str, steps: int) -> str:
     flips = first.get("flips")
     if flips and "error" not in flips:
         text += texts.RELU_FLIPS.format(
+            steps=", ".join(flips["steps"]),
             flipped=flips["flipped"],
             near=flips["near_zero"],
-            per_layer=", ".join(
-                f"layer {x['layer']}: {x['flipped']} ({x['near_zero']} within "
-                f"{x['bound']:.1e}, smallest |z64| {x['min_abs']:.1e})"
-                for x in flips["layers"]
-            ),
+            per_layer="; ".join(
+                f"step {step}, hidden layer {x['layer']}: {x['flipped']} ({x['near_zero']} "
+                f"within {x['bound']:.1e} of zero; largest |z64| flipped {x['flipped_abs']:.1e})"
+                for step, found in flips["steps"].items()
+                for x in found["layers"]
+                if x["flipped"]
+            )
+            or "none",
             verdict=texts.RELU_CAUSE if flips["relu_cause"] else texts.RELU_NOT_CAUSE,
         )
     elif flips:
