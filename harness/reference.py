@@ -74,6 +74,9 @@ class ReferenceMLP:
     params: Params
     unbiased_running_var: bool = False
     state: dict[str, Any] = field(default_factory=dict)
+    noise: Params | None = None
+    """Per hidden layer ``norm_{i}/noise_scale`` and ``noise_shift``, applied to the BN output in
+    training mode as ``out * scale + shift`` (the noise-injection suite's float64 reference)."""
 
     def __post_init__(self) -> None:
         self.params = {k: np.asarray(v, np.float64).copy() for k, v in self.params.items()}
@@ -112,6 +115,8 @@ class ReferenceMLP:
             return (z - p[f"norm_{i}/mean"]) * inv * p[f"norm_{i}/scale"] + p[f"norm_{i}/offset"]
         out, bn = bn_forward(z, p[f"norm_{i}/scale"], p[f"norm_{i}/offset"], eps)
         cache["bn"] = bn
+        if self.noise:
+            out = out * self.noise[f"norm_{i}/noise_scale"] + self.noise[f"norm_{i}/noise_shift"]
         if update:
             n = z.shape[0]
             var = bn["var"] * (n / (n - 1) if self.unbiased_running_var and n > 1 else 1)
@@ -129,6 +134,8 @@ class ReferenceMLP:
             grads[f"norm_{i}/offset"] = g.sum(0)
             dx, _, _ = bn_backward((g * self.params[f"norm_{i}/scale"]).T, ln)
             return dx.T
+        if self.noise:
+            g = g * self.noise[f"norm_{i}/noise_scale"]
         dx, grads[f"norm_{i}/scale"], grads[f"norm_{i}/offset"] = bn_backward(g, cache["bn"])
         return dx
 

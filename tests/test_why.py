@@ -153,3 +153,41 @@ def _result(lo: float, hi: float) -> ClaimResult:
 def test_equivalence_verdict_from_the_interval(lo: float, hi: float, verdict: str) -> None:
     """Inside ±1 pp: supported; wholly outside: contradicted; straddling: unresolved."""
     assert equivalent([_result(lo, hi)], 0.01)[0].verdict == verdict
+
+
+def test_float64_reference_with_noise_matches_finite_differences() -> None:
+    """The numpy example backend's probes (the float64 reference with injected noise after BN)
+    give the gradient that finite differences give, for both placements."""
+    NumpyBackend = pytest.importorskip("harness_numpy_backend.backend").NumpyBackend
+
+    from harness.initializers import canonical_params
+    from harness.specs import ModelSpec
+
+    rng = np.random.default_rng(1)
+    for placement in ("before", "after"):
+        spec = ModelSpec(
+            input_size=6, hidden_sizes=(5, 4), num_classes=3, norm="batchnorm", placement=placement
+        )
+        params = {k: v.astype(np.float64) for k, v in canonical_params(spec, 0).items()}
+        x, y = rng.normal(size=(8, 6)), rng.integers(0, 3, 8)
+        noise = {}
+        for i, width in enumerate(spec.hidden_sizes):
+            noise[f"norm_{i}/noise_scale"] = rng.uniform(1.0, 2.0, width)
+            noise[f"norm_{i}/noise_shift"] = rng.uniform(-1.0, 1.0, width)
+        backend = NumpyBackend()
+        _, _, grads = backend.loss_and_grads(spec, params, x, y, noise)
+        for name in ("dense_0/kernel", "norm_0/scale", "norm_1/offset"):
+            h, flat = 1e-6, params[name].reshape(-1)
+            up, down = dict(params), dict(params)
+            up[name] = (flat + h * (np.arange(flat.size) == 0)).reshape(params[name].shape)
+            down[name] = (flat - h * (np.arange(flat.size) == 0)).reshape(params[name].shape)
+            numeric = (
+                backend.loss_and_grads(spec, up, x, y, noise)[0]
+                - backend.loss_and_grads(spec, down, x, y, noise)[0]
+            ) / (2 * h)
+            assert grads[name].reshape(-1)[0] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+        stats = backend.batch_statistics(spec, params, x)
+        z0 = x @ params["dense_0/kernel"] + params["dense_0/bias"]
+        z0 = np.maximum(z0, 0) if placement == "after" else z0
+        assert stats["norm_0/mean"] == pytest.approx(z0.mean(0))
+        assert stats["norm_0/var"] == pytest.approx(z0.var(0))

@@ -140,6 +140,32 @@ class NumpyBackend(Backend):
         return BNResult(ref["out"], ref["grad_x"], ref["grad_scale"], ref["grad_offset"],
                         ref["running_mean"], ref["running_var"])
 
+    def loss_and_grads(
+        self,
+        spec: ModelSpec,
+        params: Params,
+        x: np.ndarray,
+        y: np.ndarray,
+        noise: Params | None = None,
+    ) -> tuple[float, float, Params]:
+        """Train-mode loss, accuracy and gradients at ``params`` (float64; nothing kept)."""
+        _probe_spec(spec)
+        ref = ReferenceMLP(spec, dict(params), noise=noise)
+        loss, logits, grads = ref.loss_and_grads(x, y)
+        acc = float((logits.argmax(1) == y).mean())
+        return loss, acc, grads
+
+    def batch_statistics(self, spec: ModelSpec, params: Params, x: np.ndarray) -> Params:
+        """Per BN layer, the batch mean and biased variance of its input (float64)."""
+        _probe_spec(spec)
+        _, caches = ReferenceMLP(spec, dict(params)).forward(x, training=True)
+        out: Params = {}
+        for i, cache in enumerate(caches[:-1]):
+            if "bn" in cache:
+                out[f"norm_{i}/mean"] = cache["bn"]["mean"]
+                out[f"norm_{i}/var"] = cache["bn"]["var"]
+        return out
+
     def batchnorm(self, x: np.ndarray, params: Params, call: BNCall,
                   upstream: np.ndarray) -> BNResult:
         """The hand-written BN once: biased variance everywhere; float64 whatever ``dtype``."""
@@ -159,6 +185,13 @@ class NumpyBackend(Backend):
         dx, dscale, doffset = bn_backward(g, cache)
         return BNResult(out, dx, dscale, doffset, running_update(mean, cache["mean"], momentum),
                         running_update(var, cache["var"], momentum))
+
+
+def _probe_spec(spec: ModelSpec) -> None:
+    if spec.norm not in ("none", "batchnorm") or spec.dropout > 0 or spec.ghost_batch > 0:
+        raise NotImplementedError(
+            "probes support norm none/batchnorm without dropout or ghost batches only"
+        )
 
 
 def _unsupported(dtype: str) -> BNResult:
