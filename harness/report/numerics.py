@@ -19,6 +19,7 @@ from harness.numerics.cases import GROUPS
 from harness.numerics.reference import QUANTITIES
 from harness.report.context import ReportContext
 from harness.report.numerics_plots import divergence_plot, ratio_plot
+from harness.report.sections import wall_time
 
 SHORT = {"running_mean": "run. mean", "running_var": "run. var"}
 
@@ -59,7 +60,8 @@ def header(ctx: ReportContext) -> str:
     lines = [
         f"# {ctx.suite.name}: {ctx.suite.description}",
         "",
-        f"Run `{run['run_id']}`, status **{run['status']}**, {len(ctx.cells)} cells stored.",
+        f"Run `{run['run_id']}`, status **{run['status']}**, {len(ctx.cells)} cells stored"
+        f"{wall_time(run)}.",
         "",
         *(_what_ran(cells[0]) if cells else []),
     ]
