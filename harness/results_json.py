@@ -23,6 +23,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+CELL_EXTRA = ("attribution",)
+"""Per-cell entries of a spec's ``extra`` (the suite's own entries come back from the suite)."""
+
+
 def _cell_json(cell: dict[str, Any]) -> dict[str, Any]:
     spec = cell["spec"]
     result = dict(cell["result"])
@@ -38,6 +42,7 @@ def _cell_json(cell: dict[str, Any]) -> dict[str, Any]:
             "train": spec["train"],
             "data": spec["data"],
             "point": spec["extra"].get("point", {}),
+            **{k: spec["extra"][k] for k in CELL_EXTRA if k in spec["extra"]},
         },
         "epochs": result.pop("epochs", []),
         "result": result,
@@ -75,6 +80,7 @@ def from_results_json(data: dict[str, Any], suite: Any) -> tuple[dict[str, Any],
     for cell in data["cells"]:
         settings = cell["settings"]
         extra = {"point": settings.get("point", {}), **getattr(suite, "extra", {})}
+        extra.update({k: settings[k] for k in CELL_EXTRA if k in settings})
         spec = {key: settings[key] for key in ("model", "train", "data")}
         cells.append(
             {

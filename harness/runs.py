@@ -241,9 +241,11 @@ def load_results_json(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
     data = schema.load_results_json(path)  # read at most so much, types checked
     suite = get_plugins().suites.get(data["suite"])
     try:
-        return from_results_json(data, suite)
+        run, cells = from_results_json(data, suite)
     except (ValueError, KeyError, TypeError) as exc:
         raise HarnessError(f"{path}: not a harness results.json ({exc!r})") from None
+    schema.check_report_cells(cells, str(path))  # every spec field present (defaults filled)
+    return run, cells
 
 
 def load_run(ref: str, store_arg: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
