@@ -119,7 +119,9 @@ def timing_rows(ctx: ReportContext) -> list[Row]:
             versus = tm.ratio(tm.loop(cell, "harness", bn), tm.loop(cell, "expert", bn))
             if versus.n:
                 what = f"harness / expert epoch time, batch {size}, BN {'on' if bn else 'off'}"
-                rows.append([what, where, f"**{tm.ratio_verdict(versus)}**", versus.text(".3f")])
+                rows.append(
+                    [what, where, f"**{tm.ratio_verdict(versus).strip('*')}**", versus.text(".3f")]
+                )
         cost = tm.ratio(tm.loop(cell, "harness", True), tm.loop(cell, "harness", False))
         if cost.n:
             rows.append([f"BN's cost (BN / no BN), batch {size}", where, "-", cost.text(".3f")])
