@@ -332,19 +332,27 @@ def native_init(spec: ModelSpec) -> CheckFn:
     return check
 
 
+def layer_inputs(
+    seed: int, loc: float, width: int, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Seeded float32 input, upstream gradient and scale/offset/mean/var for one norm layer."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc, 2.0, size=(batch, width)).astype(np.float32)
+    upstream = rng.normal(size=(batch, width)).astype(np.float32)
+    params = {
+        "scale": rng.uniform(0.5, 1.5, width).astype(np.float32),
+        "offset": rng.normal(size=width).astype(np.float32),
+        "mean": rng.normal(size=width).astype(np.float32),
+        "var": rng.uniform(0.5, 2.0, width).astype(np.float32),
+    }
+    return x, upstream, params
+
+
 def batchnorm_match(training: bool) -> CheckFn:
     """batchnorm(): the framework's BN layer once, against the float64 reference layer."""
 
     def check(backend: Backend) -> None:
-        rng = np.random.default_rng(7)
-        x = rng.normal(1.0, 2.0, size=(32, 16)).astype(np.float32)
-        upstream = rng.normal(size=(32, 16)).astype(np.float32)
-        params = {
-            "scale": rng.uniform(0.5, 1.5, 16).astype(np.float32),
-            "offset": rng.normal(size=16).astype(np.float32),
-            "mean": rng.normal(size=16).astype(np.float32),
-            "var": rng.uniform(0.5, 2.0, 16).astype(np.float32),
-        }
+        x, upstream, params = layer_inputs(seed=7, loc=1.0, width=16)
         got = backend.batchnorm(x, params, BNCall(training=training), upstream)
         _require(not got.error, f"error: {got.error}")
         refs = [reference(x, params, upstream, training, Convention(unbiased=u)) for u in (0, 1)]
@@ -410,15 +418,7 @@ def norm_apply_match(call: NormCall) -> CheckFn:
     features = {"ghost-batch": FEATURE_SPECS["ghost"], "groupnorm": FEATURE_SPECS["gn"]}
 
     def check(backend: Backend) -> None:
-        rng = np.random.default_rng(11)
-        x = rng.normal(0.5, 2.0, size=(32, 32)).astype(np.float32)
-        upstream = rng.normal(size=(32, 32)).astype(np.float32)
-        params = {
-            "scale": rng.uniform(0.5, 1.5, 32).astype(np.float32),
-            "offset": rng.normal(size=32).astype(np.float32),
-            "mean": rng.normal(size=32).astype(np.float32),
-            "var": rng.uniform(0.5, 2.0, 32).astype(np.float32),
-        }
+        x, upstream, params = layer_inputs(seed=11, loc=0.5, width=32)
         got = backend.norm_apply(x, params, call, upstream)
         _require(not got.error, f"error: {got.error}")
         want = norm_reference(x, params, upstream, call)
