@@ -4,3 +4,7 @@ The core (this package) never imports a framework; adapters live in ``harness.ba
 """
 
 __version__ = "0.1.0"
+
+from harness import _checkout
+
+_checkout.install(__file__)

@@ -198,6 +198,45 @@ def test_a_harness_folder_in_the_current_folder_does_not_shadow_the_package(
     assert data["cells"] and all(c["status"] == "ok" for c in data["cells"]), data["cells"]
 
 
+def test_a_checkout_imported_directly_keeps_its_backends_suites_and_baselines(
+    tmp_path: Path,
+) -> None:
+    # `python -m harness.cli` started in a checkout imports the checkout's harness/ ahead of the
+    # installed package; its adapters, suites and baselines live beside harness/ (backends/,
+    # suites/, baselines/), where pyproject maps them. A copy of the source tree, not installed,
+    # must import as the same package tree the wheel installs.
+    root = Path(__file__).resolve().parents[1]
+    import shutil
+
+    for name in ("harness", "backends", "suites", "baselines"):
+        shutil.copytree(root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "pyproject.toml", tmp_path)
+    probe = (
+        "import harness, harness.baselines as b\n"
+        "from harness.plugins import make_plugins\n"
+        "p = make_plugins(entry_points=False)\n"
+        "print(harness.__file__); print(sorted(p.backends.names())); print(p.failures)\n"
+        "print(b.find('torch', 'expert')); print('bn-vs-nobn' in p.suites.names())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_PLUGINS"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    where, names, failures, baseline, suite = out.stdout.splitlines()
+    assert where == str(tmp_path / "harness" / "__init__.py")
+    assert {"torch", "keras", "keras-jax", "keras-torch", "jax"} <= set(eval(names))
+    assert failures == "{}"
+    assert baseline == str(tmp_path / "baselines" / "torch_expert.py")
+    assert suite == "True"
+    listed = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "list"], cwd=tmp_path, capture_output=True,
+        text=True, env=env,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "keras-torch" in listed.stdout and "bn-vs-nobn" in listed.stdout
+
+
 @pytest.mark.slow
 def test_the_quickstart_runs_in_the_checkout(tmp_path: Path) -> None:
     # The README's Quickstart installs the package (not editable) and runs `harness` from the

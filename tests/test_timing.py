@@ -102,8 +102,10 @@ def test_timing_suite_expands_per_backend_and_batch_size() -> None:
 @pytest.mark.parametrize("name", ["torch", "keras", "jax"])
 @pytest.mark.parametrize("kind", ["expert", "tutorial"])
 def test_checkout_has_every_baseline_with_its_interface(name: str, kind: str) -> None:
+    # Found where the package has it (installed, editable or a checkout), the checkout's script.
     path = baselines.find(name, kind)
-    assert path is not None and path.parent == ROOT / "baselines"
+    assert path is not None and path.parent == baselines.package_dir()
+    assert path.read_bytes() == (ROOT / "baselines" / path.name).read_bytes()
     tree = ast.parse(path.read_text())
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
     assert [a.arg for a in functions["prepare"].args.args] == [
