@@ -21,7 +21,7 @@ Run = Callable[..., list[float]]
 def load(dataset: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """The harness's training split of ``dataset`` (float32 images in [0, 1], int labels)."""
     from harness.specs import DataSpec
-    from harness.tasks import load_data
+    from harness.tasks.common import load_data
 
     data = load_data(DataSpec(name=dataset, limit=limit))
     return data.x_train, data.y_train

@@ -23,7 +23,7 @@ import pytest
 from harness.backend import TrainData
 from harness.initializers import batch_order, canonical_params
 from harness.specs import DataSpec, ModelSpec, TrainSpec, replace
-from harness.tasks import load_data
+from harness.tasks.common import load_data
 
 MODEL = ModelSpec(hidden_sizes=(512, 256), activation="relu", placement="before")
 ROUNDS = {"step": (200, 20), "epoch": (10, 2), "eval": (30, 3)}

@@ -7,6 +7,7 @@ canonical layout of :mod:`harness.initializers`.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +65,27 @@ EpochCallback = Callable[[EpochMetrics], bool]
 """Called after each epoch; returning False stops training (e.g. on divergence)."""
 
 
+def _nothing() -> None:
+    """The default :attr:`EpochLoop.finish`."""
+
+
+@dataclass
+class EpochLoop:
+    """An adapter's epochs for one :meth:`Backend.train` call, made by
+    :meth:`Backend.start_training` (which starts the fresh optimizer and places the data).
+
+    ``run(epoch, lr)`` trains epoch ``epoch`` (an index into the order given to
+    ``start_training``) at learning rate ``lr`` with the framework's fast path (an eager loop, a
+    compiled epoch) and returns the per-step losses and the number of correct training
+    predictions as host values, only after the device has finished: the shared loop times
+    exactly this call. ``finish()`` runs after it, untimed (copy state the loop keeps apart back
+    into the model).
+    """
+
+    run: Callable[[int, float], tuple[np.ndarray, float]]
+    finish: Callable[[], None] = _nothing
+
+
 @dataclass(frozen=True)
 class BNCall:
     """One application of a backend's own BN layer (numerics suite).
@@ -108,8 +130,8 @@ class NormCall:
     training: bool = True
     ghost_batch: int = 0
     groups: int = 0
-    momentum: float = 0.1
-    epsilon: float = 1e-5
+    momentum: float = BN_MOMENTUM
+    epsilon: float = BN_EPSILON
 
 
 class Backend(ABC):
@@ -150,7 +172,6 @@ class Backend(ABC):
     def build(self, spec: ModelSpec, params: Params | None, seed: int = 0) -> Any:
         """Build the MLP from canonical ``params``, or with native init when ``params`` is None."""
 
-    @abstractmethod
     def train(
         self,
         model: Any,
@@ -161,8 +182,63 @@ class Backend(ABC):
     ) -> list[EpochMetrics]:
         """Train over ``order`` (epochs, steps, batch) and return per-epoch metrics.
 
-        Returns only after device work has finished; ``time_s`` covers the epoch's steps.
+        Returns only after device work has finished; ``time_s`` covers the epoch's steps. The
+        shared epoch loop of every built-in adapter: :meth:`start_training` makes the adapter's
+        :class:`EpochLoop`; each epoch runs at ``spec.lr_at(epoch)``, timed, then is evaluated
+        (:meth:`epoch_metrics`) and passed to ``on_epoch`` (False stops). An adapter implements
+        :meth:`start_training`, or overrides ``train`` as a whole.
         """
+        loop = self.start_training(model, data, spec, order)
+        samples = max(1, int(order.shape[1]) * int(order.shape[2]))
+        history: list[EpochMetrics] = []
+        for epoch in range(int(order.shape[0])):
+            lr = spec.lr_at(epoch)
+            start = time.perf_counter()
+            losses, correct = loop.run(epoch, lr)
+            seconds = time.perf_counter() - start
+            loop.finish()
+            metrics = self.epoch_metrics(
+                model, data, epoch, np.asarray(losses), float(correct) / samples, seconds
+            )
+            metrics.lr = lr
+            history.append(metrics)
+            if on_epoch is not None and not on_epoch(metrics):
+                break
+        return history
+
+    def start_training(
+        self, model: Any, data: TrainData, spec: TrainSpec, order: np.ndarray
+    ) -> EpochLoop:
+        """The :class:`EpochLoop` of one :meth:`train` call: a fresh optimizer (zero moments,
+        step 0) for ``model``, the training data (and ``order``) placed on the device."""
+        raise NotImplementedError(
+            f"backend '{self.name}' implements neither train() nor start_training()"
+        )
+
+    def epoch_metrics(
+        self,
+        model: Any,
+        data: TrainData,
+        epoch: int,
+        losses: np.ndarray,
+        acc: float,
+        seconds: float,
+    ) -> EpochMetrics:
+        """Metrics of epoch ``epoch`` (0-based) after it trained: the mean of the step
+        ``losses``, the training accuracy ``acc``, the validation loss and accuracy in eval
+        mode, ``seconds`` of training and the evaluation's own seconds (``extra["eval_s"]``)."""
+        start = time.perf_counter()
+        val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
+        return EpochMetrics(
+            epoch=epoch + 1,
+            train_loss=float(np.mean(losses)) if losses.size else float("nan"),
+            train_acc=acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            time_s=seconds,
+            step_losses=losses,
+            extra={"eval_s": time.perf_counter() - start},
+        )
 
     @abstractmethod
     def evaluate(

@@ -21,7 +21,7 @@ from harness.specs import (
     replace,
 )
 
-TRAIN_TASK = "harness.tasks:train_cell"
+TRAIN_TASK = "harness.tasks.train:train_cell"
 ATTRIBUTION_SECTION = "attribution"
 """A suite whose report lists this section runs, in ``native`` defaults mode, the switch cells
 of :func:`attribution_variants` next to each variant."""

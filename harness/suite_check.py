@@ -21,6 +21,7 @@ import sys
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from harness import tasks
 from harness.errors import HarnessError, UnknownNameError
 from harness.specs import SPEC_PARTS, check_fields
 
@@ -51,7 +52,7 @@ def _check(suite: Any, sections: Collection[str], claims: Collection[str]) -> No
         if key not in QUICK_KEYS and "." not in str(key):
             raise UnknownNameError("quick key", key, [*QUICK_KEYS, "model.FIELD", "train.FIELD"])
     check_point_keys("quick", {k: v for k, v in suite.quick.items() if "." in str(k)})
-    check_path("task", suite.task)
+    check_path("task", tasks.resolve(suite.task))
     for name in suite.report:
         if ":" in name:
             check_path("report section", name)

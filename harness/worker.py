@@ -21,6 +21,7 @@ import time
 import traceback
 from typing import Any, TextIO
 
+from harness import tasks
 from harness.registry import load_object
 from harness.specs import cell_from_dict
 
@@ -54,7 +55,7 @@ def _send(proto: TextIO, message: dict[str, Any]) -> None:
 def _run_cell(backend: Any, cell_data: dict[str, Any], proto: TextIO) -> dict[str, Any]:
     cell = cell_from_dict(cell_data)
     os.environ["HARNESS_CELL_ID"] = cell.cell_id  # lets plugins and fault injection see the cell
-    task = load_object(cell.task)
+    task = load_object(tasks.resolve(cell.task))
     start = time.perf_counter()
     emit = lambda msg: _send(proto, {**msg, "cell_id": cell.cell_id})  # noqa: E731
     missing = backend.unsupported(cell.model)

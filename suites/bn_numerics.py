@@ -20,7 +20,7 @@ BN_NUMERICS = Suite(
     train=TrainSpec(optimizer="sgd", lr=0.01, momentum=0.9, batch_size=64, epochs=250),
     seeds=1,
     quick={"epochs": 5, "seeds": 1},
-    task="harness.numerics.task:numerics_cell",
+    task="harness.tasks.numerics:numerics_cell",
     report=(
         "harness.report.numerics:header",
         "harness.report.numerics:summary",

@@ -23,7 +23,7 @@ BN_ONLY = Suite(
     ),
     seeds=3,
     quick={"epochs": 2, "seeds": 1},
-    task="harness.why.tasks:core_cell",
+    task="harness.tasks.why:core_cell",
     report=(
         "header",
         "harness.report.why:bn_only",

@@ -30,7 +30,7 @@ GHOST_BN = Suite(
     sweep={"model.ghost_batch": GHOST_BATCHES},
     seeds=3,
     quick={"epochs": 1, "seeds": 1, "model.ghost_batch": (2, GHOST_PICK, 256)},
-    task="harness.sweep_tasks:train_epochs",
+    task="harness.tasks.train:train_epochs",
     report=(
         "header",
         "harness.report.sweeps:table",

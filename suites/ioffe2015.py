@@ -26,7 +26,7 @@ IOFFE2015 = Suite(
     ),
     seeds=3,
     quick={"epochs": 5, "seeds": 1},
-    task="harness.ioffe_task:ioffe_cell",
+    task="harness.tasks.ioffe:ioffe_cell",
     report=(
         "header",
         "harness.report.ioffe:ioffe",

@@ -24,7 +24,7 @@ NOISE_INJECTION = Suite(
     ),
     seeds=3,
     quick={"epochs": 1, "seeds": 1},
-    task="harness.why.tasks:core_cell",
+    task="harness.tasks.why:core_cell",
     report=(
         "header",
         "harness.report.why:noise_injection",

@@ -7,7 +7,7 @@ cell per backend and batch size runs the harness's own loop and the backend's ba
 first (compile) epoch and ``warmup`` uncounted ones. The report gives steady-state epoch and
 step times with their spread, samples/s, compile time apart, the worker's peak RSS, BN's cost
 as a ratio measured in the same worker, harness/baseline ratios and the fraction of the GEMM
-roofline. See :mod:`harness.timing_task` and :mod:`harness.report.timing`.
+roofline. See :mod:`harness.tasks.timing` and :mod:`harness.report.timing`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ TIMING = Suite(
     sweep={"train.batch_size": (32, 128, 512)},
     seeds=1,
     quick={"epochs": 3, "seeds": 1, "train.batch_size": (128, 512)},
-    task="harness.timing_task:time_cell",
+    task="harness.tasks.timing:time_cell",
     report=("header", "harness.report.timing:timing", "failures"),
     extra={"warmup": 1, "gemm_repeats": 5, "baselines": ("expert", "tutorial")},
 )

@@ -16,7 +16,7 @@ from conftest import backend_instance
 from harness.numerics import conventions as cv
 from harness.numerics.cases import Case
 from harness.numerics.reference import Convention
-from harness.numerics.task import run_case
+from harness.tasks.numerics import run_case
 
 # backend: (native momentum weight, native epsilon, running var fed, batch-size-1 behaviour)
 FACTS = {

@@ -36,11 +36,11 @@ from harness.numerics.drift import relu_flips
 from harness.numerics.errors import verdict
 from harness.numerics.lockstep import run_trajectory
 from harness.numerics.reference import Convention, reference
-from harness.numerics.task import numerics_cell, run_case
 from harness.report import build_report
 from harness.specs import CellSpec, DataSpec, replace
 from harness.suite import RunOptions, expand
 from harness.suites.bn_numerics import BN_NUMERICS
+from harness.tasks.numerics import numerics_cell, run_case
 from harness.worker import _clean
 
 

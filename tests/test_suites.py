@@ -19,7 +19,8 @@ from harness.plugins import get_plugins
 from harness.report.context import ReportContext
 from harness.report.stats import summarize
 from harness.suite import RunOptions, Suite, expand
-from harness.sweep_tasks import batch_mode_accuracy, step_order
+from harness.tasks.common import step_order
+from harness.tasks.fit import batch_mode_accuracy
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 # suite: (cells per backend by default, epochs by default, cells with --quick, quick epochs)
@@ -322,3 +323,17 @@ def test_an_option_on_a_swept_axis_narrows_the_sweep_to_its_value(
     assert {c.extra["point"][f"train.{key}"] for c in cells} == {64}
     assert all(f"/{key}=64/" in c.cell_id for c in cells)
     assert len(cells) == len(suite(name).variants) * suite(name).seeds
+
+
+def test_tasks_of_earlier_versions_still_resolve() -> None:
+    # Cells in older stores name the tasks' old modules; each resolves to a task in harness.tasks.
+    from harness import tasks
+    from harness.registry import load_object
+    from harness.suite_check import check_path
+
+    assert tasks.RENAMED, "no renamed tasks listed"
+    for old, new in tasks.RENAMED.items():
+        assert tasks.resolve(old) == new and new.startswith("harness.tasks.")
+        check_path("task", tasks.resolve(old))
+        assert callable(load_object(new))
+    assert tasks.resolve("my_plugin.tasks:cell") == "my_plugin.tasks:cell"

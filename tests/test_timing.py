@@ -36,7 +36,7 @@ from harness.roofline import (
 from harness.specs import DataSpec, ModelSpec, replace
 from harness.suite import RunOptions, expand
 from harness.suites.timing import TIMING
-from harness.timing_task import time_cell
+from harness.tasks.timing import time_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_EXPERT = """
@@ -93,7 +93,7 @@ def test_timing_suite_expands_per_backend_and_batch_size() -> None:
     assert [(c.backend, c.train.batch_size) for c in cells] == [
         (b, bs) for bs in (32, 128, 512) for b in ("torch", "jax")
     ]
-    assert all(c.task == "harness.timing_task:time_cell" and c.model.norm == "none" for c in cells)
+    assert all(c.task == "harness.tasks.timing:time_cell" and c.model.norm == "none" for c in cells)
     quick = expand(TIMING, RunOptions(backends=("jax",), quick=True), "r")
     assert [c.train.batch_size for c in quick] == [128, 512]
     assert {c.train.epochs for c in quick} == {3}

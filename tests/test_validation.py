@@ -101,7 +101,7 @@ def test_misspelled_quick_keys_are_refused() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"task": "harness.tasks:train_cel"}, "task 'harness.tasks:train_cel': module"),
+        ({"task": "harness.tasks.train:train_cel"}, "task 'harness.tasks.train:train_cel': module"),
         ({"task": "harness.taks:train_cell"}, "no module named 'harness.taks'"),
         ({"task": "harness.tasks"}, "task 'harness.tasks' is not 'module:function'"),
         ({"report": ("header", "summry")}, "unknown report section 'summry'"),

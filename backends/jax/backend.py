@@ -15,7 +15,6 @@ import os
 # Before jax is imported (it reads this at GPU start): grow GPU memory instead of taking 75%.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import flax  # noqa: E402
@@ -30,8 +29,7 @@ from harness.backend import (  # noqa: E402
     Backend,
     BNCall,
     BNResult,
-    EpochCallback,
-    EpochMetrics,
+    EpochLoop,
     NormCall,
     Shape,
     StepRunner,
@@ -39,8 +37,15 @@ from harness.backend import (  # noqa: E402
 )
 from harness.backends.jax import probes  # noqa: E402
 from harness.backends.jax.conventions import conventions  # noqa: E402
-from harness.backends.jax.device import jax_device, limit_threads  # noqa: E402
+from harness.backends.jax.environment import jax_device, limit_threads  # noqa: E402
 from harness.backends.jax.gemm import matmul_rates  # noqa: E402
+from harness.backends.jax.loop import (  # noqa: E402
+    cached_epoch,
+    forward_fns,
+    make_stepper,
+    set_learning_rate,
+    step_key,
+)
 from harness.backends.jax.model import (  # noqa: E402
     MLP,
     USE_FAST_VARIANCE,
@@ -51,13 +56,6 @@ from harness.backends.jax.model import (  # noqa: E402
     variable_shapes,
 )
 from harness.backends.jax.norms import norm_apply  # noqa: E402
-from harness.backends.jax.steps import (  # noqa: E402
-    cached_epoch,
-    forward_fns,
-    make_stepper,
-    set_learning_rate,
-    step_key,
-)
 from harness.backends.jax.trace import trace_step  # noqa: E402
 from harness.specs import ModelSpec, TrainSpec  # noqa: E402
 
@@ -161,32 +159,26 @@ class JaxBackend(Backend):
             params, model.params, model.batch_stats, self.jax_device
         )
 
-    def train(
-        self,
-        model: Any,
-        data: TrainData,
-        spec: TrainSpec,
-        order: np.ndarray,
-        on_epoch: EpochCallback | None = None,
-    ) -> list[EpochMetrics]:
+    def start_training(
+        self, model: Any, data: TrainData, spec: TrainSpec, order: np.ndarray
+    ) -> EpochLoop:
         """SGD/Adam over the given batch order, one jitted ``lax.scan`` per epoch."""
         x, y = self._put(data.x_train, np.float32), self._put(data.y_train, np.int32)
         orders = [self._put(epoch_order, np.int32) for epoch_order in order]
-        epoch_fn, state = self._start(model, spec)
-        history: list[EpochMetrics] = []
-        for epoch, epoch_order in enumerate(orders):
-            set_learning_rate(state[2], spec.lr_at(epoch), self.jax_device)
-            start = time.perf_counter()
-            state, losses, correct = jax.block_until_ready(epoch_fn(state, x, y, epoch_order))
-            seconds = time.perf_counter() - start
-            model.params, model.batch_stats, model.opt_state = state[:3]
-            acc = int(correct) / max(1, order.shape[1] * order.shape[2])
-            metrics = self._epoch_metrics(model, data, epoch, np.asarray(losses), acc, seconds)
-            metrics.lr = spec.lr_at(epoch)
-            history.append(metrics)
-            if on_epoch is not None and not on_epoch(metrics):
-                break
-        return history
+        epoch_fn, first = self._start(model, spec)
+        state = [first]
+
+        def run(epoch: int, lr: float) -> tuple[np.ndarray, float]:
+            set_learning_rate(state[0][2], lr, self.jax_device)
+            state[0], losses, correct = jax.block_until_ready(
+                epoch_fn(state[0], x, y, orders[epoch])
+            )
+            return np.asarray(losses), float(correct)
+
+        def finish() -> None:
+            model.params, model.batch_stats, model.opt_state = state[0][:3]
+
+        return EpochLoop(run, finish)
 
     def _start(self, model: JaxModel, spec: TrainSpec) -> tuple[Any, Any]:
         """The cached jitted epoch and a fresh training state on the device."""
@@ -209,28 +201,6 @@ class JaxBackend(Backend):
     def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
         """FLOP/s of XLA's float32 matmul (jitted, this device) on ``shapes``."""
         return matmul_rates(shapes, repeats, self.jax_device)
-
-    def _epoch_metrics(
-        self,
-        model: Any,
-        data: TrainData,
-        epoch: int,
-        losses: np.ndarray,
-        acc: float,
-        seconds: float,
-    ) -> EpochMetrics:
-        start = time.perf_counter()
-        val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
-        return EpochMetrics(
-            epoch=epoch + 1,
-            train_loss=float(np.mean(losses)) if losses.size else float("nan"),
-            train_acc=acc,
-            val_loss=val_loss,
-            val_acc=val_acc,
-            time_s=seconds,
-            step_losses=losses,
-            extra={"eval_s": time.perf_counter() - start},
-        )
 
     def logits(self, model: Any, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Model outputs; ``training`` normalizes with batch statistics, updating nothing."""

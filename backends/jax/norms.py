@@ -21,14 +21,15 @@ import numpy as np
 from flax.linen import normalization as flax_norm
 
 from harness.backend import BNResult, NormCall
+from harness.specs import BN_EPSILON, BN_MOMENTUM
 
 
 class GhostBatchNorm(nn.Module):
     """BatchNorm over virtual batches of ``ghost_batch`` samples in training mode."""
 
     ghost_batch: int
-    momentum: float = 0.9
-    epsilon: float = 1e-5
+    momentum: float = 1.0 - BN_MOMENTUM  # Flax's convention: the weight of the old value
+    epsilon: float = BN_EPSILON
 
     def _normalize(self, x: jax.Array, mean: Any, var: Any, axes: tuple[int, ...]) -> jax.Array:
         feature = (x.ndim - 1,)

@@ -14,7 +14,6 @@ from harness.backends.keras.environment import ensure_engine
 ensure_engine()
 
 import importlib  # noqa: E402
-import time  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import Any, ClassVar  # noqa: E402
 
@@ -26,8 +25,7 @@ from harness.backend import (  # noqa: E402
     Backend,
     BNCall,
     BNResult,
-    EpochCallback,
-    EpochMetrics,
+    EpochLoop,
     NormCall,
     Shape,
     StepRunner,
@@ -154,14 +152,9 @@ class KerasBackend(Backend):
         with keras.device(self.place):
             return [ops.convert_to_tensor(a) for a in arrays]
 
-    def train(
-        self,
-        model: Any,
-        data: TrainData,
-        spec: TrainSpec,
-        order: np.ndarray,
-        on_epoch: EpochCallback | None = None,
-    ) -> list[EpochMetrics]:
+    def start_training(
+        self, model: Any, data: TrainData, spec: TrainSpec, order: np.ndarray
+    ) -> EpochLoop:
         """SGD/Adam over the given batch order; one compiled call per epoch; a fresh optimizer."""
         with keras.device(self.place):
             loop = self._loop(model, spec)
@@ -171,7 +164,14 @@ class KerasBackend(Backend):
             np.asarray(data.y_train, np.int32),
             np.asarray(order, np.int32),
         )
-        return self._epochs(model, data, spec, loop, (x, y, orders), on_epoch)
+
+        def run(epoch: int, lr: float) -> tuple[np.ndarray, float]:
+            loop.opt.learning_rate.assign(lr)  # a variable: no retrace
+            with keras.device(self.place):
+                losses, correct = loop.run(x, y, orders[epoch])  # waits for the device
+            return losses, correct
+
+        return EpochLoop(run, lambda: loop.finish(model))
 
     def _loop(self, model: keras.Model, spec: TrainSpec) -> CompiledLoop:
         """The cached compiled loop for ``model``'s architecture and ``spec``'s optimizer."""
@@ -194,51 +194,6 @@ class KerasBackend(Backend):
     def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
         """FLOP/s of ``keras.ops.matmul`` (float32, compiled as the training loop) on ``shapes``."""
         return matmul_rates(shapes, repeats, self.place, ENGINE)
-
-    def _epochs(
-        self,
-        model: keras.Model,
-        data: TrainData,
-        spec: TrainSpec,
-        loop: CompiledLoop,
-        tensors: tuple[Any, Any, Any],
-        on_epoch: EpochCallback | None,
-    ) -> list[EpochMetrics]:
-        x, y, orders = tensors
-        epochs, steps, batch = (int(n) for n in orders.shape)
-        samples = max(1, steps * batch)
-        history: list[EpochMetrics] = []
-        for epoch in range(epochs):
-            lr = spec.lr_at(epoch)
-            loop.opt.learning_rate.assign(lr)  # a variable: no retrace
-            epoch_order = orders[epoch]
-            start = time.perf_counter()
-            with keras.device(self.place):
-                losses, correct = loop.run(x, y, epoch_order)  # waits for the device
-            seconds = time.perf_counter() - start
-            loop.finish(model)
-            metrics = self._epoch_metrics(model, data, epoch, losses, correct / samples)
-            metrics.time_s, metrics.lr = seconds, lr
-            history.append(metrics)
-            if on_epoch is not None and not on_epoch(metrics):
-                break
-        return history
-
-    def _epoch_metrics(
-        self, model: keras.Model, data: TrainData, epoch: int, losses: np.ndarray, acc: float
-    ) -> EpochMetrics:
-        start = time.perf_counter()
-        val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
-        return EpochMetrics(
-            epoch=epoch + 1,
-            train_loss=float(np.mean(losses)) if losses.size else float("nan"),
-            train_acc=acc,
-            val_loss=val_loss,
-            val_acc=val_acc,
-            time_s=0.0,
-            step_losses=losses,
-            extra={"eval_s": time.perf_counter() - start},
-        )
 
     def _forward(self, model: keras.Model, x: np.ndarray, training: bool) -> Any:
         """Logits; ``training`` uses batch statistics of all of ``x`` and restores moving stats."""

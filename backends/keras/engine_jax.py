@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from harness.backends.jax.device import limit_threads
+from harness.backends.jax.environment import limit_threads
 from harness.backends.keras.loop import EpochFn, count_correct, cross_entropy
 from harness.backends.keras.model import keep_tensorflow_out
 

@@ -1,12 +1,10 @@
-"""PyTorch adapter: eager training over tensors preloaded on the device, indexed per step.
-
-The step keeps metrics on the device (no ``.item()`` per step); the host reads them once per
-epoch, after the device has finished, so epoch times include all the device work.
+"""PyTorch adapter: ``nn.Linear``/``nn.BatchNorm1d`` (:mod:`.model`), the eager training loop
+(:mod:`.loop`), thread and float32 settings (:mod:`.environment`), the matmul rate
+(:mod:`.gemm`), and the probes the numerics and why-BN-works suites use.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -18,15 +16,14 @@ from harness.backend import (
     Backend,
     BNCall,
     BNResult,
-    EpochCallback,
-    EpochMetrics,
+    EpochLoop,
     NormCall,
     Shape,
     StepRunner,
     TrainData,
 )
-from harness.backends.torch import probes
-from harness.backends.torch.conventions import adam_epsilon, conventions
+from harness.backends.torch import environment, loop, probes
+from harness.backends.torch.conventions import conventions
 from harness.backends.torch.gemm import matmul_rates
 from harness.backends.torch.model import MLP, get_params, set_params
 from harness.backends.torch.norms import norm_apply
@@ -46,35 +43,16 @@ class TorchBackend(Backend):
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         super().__init__(device, threads)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        self.torch_device = torch.device("cuda" if device == "gpu" else "cpu")
-        # Full float32 everywhere so backends are comparable; stated in versions().
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.set_float32_matmul_precision("highest")
+        self.torch_device = environment.configure(device, threads)
 
     @classmethod
     def devices(cls) -> list[str]:
         """CPU, plus GPU when CUDA is usable."""
-        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+        return environment.devices()
 
     def versions(self) -> dict[str, str]:
         """torch version, threads, TF32 and device name."""
-        info = {
-            "torch": torch.__version__,
-            "intra_op_threads": str(torch.get_num_threads()),
-            "inter_op_threads": str(torch.get_num_interop_threads()),
-            "tf32": str(torch.backends.cuda.matmul.allow_tf32),
-            "cudnn_tf32": str(torch.backends.cudnn.allow_tf32),
-            "float32_matmul_precision": torch.get_float32_matmul_precision(),
-            "deterministic": str(torch.are_deterministic_algorithms_enabled()),
-            "device": str(self.torch_device),
-        }
-        if self.device == "gpu":
-            info["gpu"] = torch.cuda.get_device_name(0)
-            info["cuda"] = str(torch.version.cuda)
-        return info
+        return environment.versions(self.torch_device)
 
     def synchronize(self) -> None:
         """Wait for queued CUDA work."""
@@ -102,110 +80,19 @@ class TorchBackend(Backend):
         """Load canonical arrays."""
         set_params(model, params)
 
-    def _optimizer(self, model: MLP, spec: TrainSpec) -> torch.optim.Optimizer:
-        if spec.optimizer == "adam":
-            return torch.optim.Adam(
-                model.parameters(),
-                lr=spec.lr,
-                betas=(spec.adam_beta1, spec.adam_beta2),
-                eps=adam_epsilon(spec),
-                weight_decay=spec.weight_decay,
-            )
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=spec.lr,
-            momentum=spec.momentum,
-            nesterov=spec.nesterov,
-            weight_decay=spec.weight_decay,
-        )
-
-    def train(
-        self,
-        model: Any,
-        data: TrainData,
-        spec: TrainSpec,
-        order: np.ndarray,
-        on_epoch: EpochCallback | None = None,
-    ) -> list[EpochMetrics]:
-        """SGD/Adam over the given batch order; metrics accumulated on the device."""
-        dev = self.torch_device
-        x = torch.as_tensor(data.x_train, device=dev)
-        y = torch.as_tensor(data.y_train, dtype=torch.long, device=dev)
-        idx_all = torch.as_tensor(order, dtype=torch.long, device=dev)
-        opt = self._optimizer(model, spec)
-        history: list[EpochMetrics] = []
-        for epoch in range(order.shape[0]):
-            for group in opt.param_groups:
-                group["lr"] = spec.lr_at(epoch)
-            start = time.perf_counter()
-            losses, correct = self._epoch(model, opt, x, y, idx_all[epoch])
-            losses_np = losses.cpu().numpy()  # waits for the device
-            seconds = time.perf_counter() - start
-            acc = correct.item() / max(1, order.shape[1] * order.shape[2])
-            metrics = self._epoch_metrics(model, data, epoch, losses_np, acc, seconds)
-            metrics.lr = spec.lr_at(epoch)
-            history.append(metrics)
-            if on_epoch is not None and not on_epoch(metrics):
-                break
-        return history
+    def start_training(
+        self, model: Any, data: TrainData, spec: TrainSpec, order: np.ndarray
+    ) -> EpochLoop:
+        """SGD/Adam over the given batch order, eagerly; metrics accumulated on the device."""
+        return loop.start(model, data, spec, order, self.torch_device)
 
     def stepper(self, model: Any, data: TrainData, spec: TrainSpec) -> StepRunner:
         """The loop of :meth:`train` without its per-epoch metrics (benchmarks)."""
-        dev = self.torch_device
-        x = torch.as_tensor(data.x_train, device=dev)
-        y = torch.as_tensor(data.y_train, dtype=torch.long, device=dev)
-        opt = self._optimizer(model, spec)
-
-        def run(order: np.ndarray) -> None:
-            self._epoch(model, opt, x, y, torch.as_tensor(order, dtype=torch.long, device=dev))
-            self.synchronize()
-
-        return run
+        return loop.stepper(model, data, spec, self.torch_device, self.synchronize)
 
     def matmul_rates(self, shapes: list[Shape], repeats: int = 5) -> list[float]:
         """FLOP/s of ``torch.mm`` (float32, this device) on ``shapes``, one per repeat."""
         return matmul_rates(shapes, repeats, self.torch_device, self.synchronize)
-
-    def _epoch(
-        self, model: MLP, opt: torch.optim.Optimizer, x: Any, y: Any, order: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        model.train()
-        steps = order.shape[0]
-        losses = torch.zeros(steps, device=x.device)
-        correct = torch.zeros((), dtype=torch.long, device=x.device)
-        for step in range(steps):
-            idx = order[step]
-            xb, yb = x[idx], y[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses[step] = loss.detach()
-            correct += (logits.detach().argmax(1) == yb).sum()
-        return losses, correct
-
-    def _epoch_metrics(
-        self,
-        model: MLP,
-        data: TrainData,
-        epoch: int,
-        losses: np.ndarray,
-        acc: float,
-        seconds: float,
-    ) -> EpochMetrics:
-        start = time.perf_counter()
-        val_loss, val_acc = self.evaluate(model, data.x_val, data.y_val)
-        return EpochMetrics(
-            epoch=epoch + 1,
-            train_loss=float(np.mean(losses)) if losses.size else float("nan"),
-            train_acc=acc,
-            val_loss=val_loss,
-            val_acc=val_acc,
-            time_s=seconds,
-            step_losses=losses,
-            extra={"eval_s": time.perf_counter() - start},
-        )
 
     @torch.no_grad()
     def _forward(self, model: MLP, x: np.ndarray, training: bool) -> torch.Tensor:

@@ -27,7 +27,7 @@ import numpy as np
 from harness.initializers import batch_order, canonical_params
 from harness.numerics.reference import trace_layers, trace_reference
 from harness.specs import CellSpec, ModelSpec, replace
-from harness.tasks import load_data, model_for
+from harness.tasks.common import load_data, model_for
 
 Arrays = dict[str, np.ndarray]
 UNIT_ROUNDOFF = 2.0**-24

@@ -21,7 +21,7 @@ from harness.numerics.drift import Drift, relu_flips
 from harness.numerics.trajectory import WINDOW, group_rel, kept, layer_groups, order_for, save_npz
 from harness.reference import ReferenceMLP, running_update
 from harness.specs import CellSpec, ModelSpec, replace
-from harness.tasks import load_data, model_for, params_digest
+from harness.tasks.common import load_data, model_for, params_digest
 
 Params = dict[str, np.ndarray]
 EVAL_SAMPLES = 256

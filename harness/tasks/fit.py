@@ -1,15 +1,18 @@
-"""Training tasks of the sweep suites: epochs or equal steps, plus BN's batch-mode accuracy.
+"""The one training loop of every task that trains a backend's model.
 
-:func:`train_epochs` is ``harness.tasks.train_cell`` (the same order, model and result keys)
-plus, for BatchNorm cells, ``batch_mode_val_acc``: validation accuracy in training mode with
-batches of the *training* batch size, i.e. with the batch statistics the network sees while it
-trains (``train_mode_val_acc`` normalizes the whole validation set as one batch).
+:func:`fit` builds the cell's MLP from the canonical init (or the framework's own), trains it
+over a given batch order ``(rounds, steps, batch)`` in *one* ``backend.train`` call (so the
+optimizer state and the compiled loop carry over), and evaluates it. The backend's per-epoch
+callback fires after each round (an epoch, or ``steps_per_round`` steps): :class:`RoundWatch`
+stops on a NaN/inf loss, runs the task's probe outside the timed steps, and emits progress.
 
-:func:`train_steps` trains ``train.epochs`` *rounds* of ``extra["steps_per_round"]`` steps,
-whatever the batch size: the canonical per-epoch permutations, concatenated over as many epochs
-as needed and cut into rounds, so the order stays rectangular ``(rounds, steps, batch)`` and one
-compiled loop serves every round. The backend's per-epoch callback runs after each round, so the
-metrics' ``epoch`` is the round number (these suites use a constant learning rate).
+The result has the keys every report reads: ``status`` (``ok`` or ``diverged``, with
+``diverged_at``), ``epochs`` (the per-round metrics), ``init_digest`` (proves identical starts),
+``dataset``, ``steps_per_round``, ``steps_per_epoch``, ``conventions`` (what the backend says
+it applied), and, when the cell finished, ``train_mode_val_acc`` (the validation set normalized
+as one batch); for BN cells also ``batch_mode_val_acc`` (normalized in training-size batches,
+when the suite asks with ``extra["batch_mode_samples"]``) and ``other_running_var`` (when the
+caller asks).
 """
 
 from __future__ import annotations
@@ -22,23 +25,13 @@ from typing import Any
 import numpy as np
 
 from harness.backend import Backend, EpochMetrics
+from harness.conventions import effective, other_running_var
 from harness.data import Dataset
-from harness.initializers import batch_order, canonical_params
+from harness.initializers import canonical_params
 from harness.specs import CellSpec
-from harness.tasks import Emit, load_data, model_for, params_digest
+from harness.tasks.common import Emit, load_data, model_for, params_digest
 
 Probe = Callable[[Any, EpochMetrics], None]
-
-
-def step_order(n: int, batch_size: int, rounds: int, steps: int, seed: int) -> np.ndarray:
-    """Sample indices ``(rounds, steps, batch_size)`` from consecutive canonical epochs."""
-    per_epoch = n // batch_size
-    if per_epoch == 0:
-        raise ValueError(f"batch size {batch_size} is larger than the {n} training samples")
-    total = rounds * steps
-    epochs = math.ceil(total / per_epoch)
-    flat = batch_order(n, batch_size, epochs, seed).reshape(-1, batch_size)[:total]
-    return flat.reshape(rounds, steps, batch_size)
 
 
 @dataclass
@@ -89,16 +82,19 @@ def fit(
     emit: Emit,
     probe: Probe | None = None,
     emit_every: int = 1,
+    running_var: bool = False,
 ) -> dict[str, Any]:
-    """Train the cell's model over ``order`` like ``train_cell`` does over its epochs.
+    """Train the cell's model over ``order`` and evaluate it (the module docstring's keys).
 
     ``probe(model, metrics)`` runs after every round, outside the timed steps; progress is
-    emitted every ``emit_every`` rounds and after the last.
+    emitted every ``emit_every`` rounds and after the last. ``running_var`` adds, for a BN cell,
+    the running variance the other variance convention would hold after the same steps.
     """
     data = load_data(cell.data)
     spec = model_for(cell, data)
-    params = canonical_params(spec, cell.train.seed) if spec.init == "canonical" else None
-    model = backend.build(spec, params, cell.train.seed)
+    seed = cell.train.seed
+    params = canonical_params(spec, seed) if spec.init == "canonical" else None
+    model = backend.build(spec, params, seed)
     start = backend.get_params(model)
     watch = RoundWatch(model, len(order), emit, probe, emit_every)
     history = backend.train(model, data.train_data(), cell.train, order, watch)
@@ -109,6 +105,7 @@ def fit(
         "dataset": data.info(),
         "steps_per_round": int(order.shape[1]),
         "steps_per_epoch": len(data.y_train) // cell.train.batch_size,
+        "conventions": effective(backend, spec, cell.train),
     }
     if watch.diverged:
         result["diverged_at"] = watch.diverged
@@ -117,24 +114,14 @@ def fit(
     n_val = len(data.y_val) - (len(data.y_val) % spec.ghost_batch if spec.ghost_batch else 0)
     x_val, y_val = data.x_val[:n_val], data.y_val[:n_val]
     result["train_mode_val_acc"] = backend.evaluate(model, x_val, y_val, True)[1]
-    samples = int(cell.extra.get("batch_mode_samples", 0))
-    if samples and spec.norm == "batchnorm":
-        bs = cell.train.batch_size
-        result["batch_mode_val_acc"] = batch_mode_accuracy(backend, model, data, bs, samples)
+    if spec.norm == "batchnorm":
+        samples = int(cell.extra.get("batch_mode_samples", 0))
+        if samples:
+            bs = cell.train.batch_size
+            result["batch_mode_val_acc"] = batch_mode_accuracy(backend, model, data, bs, samples)
+        if running_var:
+            steps = len(history) * int(order.shape[1])
+            result["other_running_var"] = other_running_var(
+                backend, model, data.train_data(), result["conventions"], order.shape[2], steps
+            )
     return result
-
-
-def train_epochs(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
-    """``train_cell``'s training (``train.epochs`` canonical epochs) with the extras above."""
-    data = load_data(cell.data)
-    train = cell.train
-    order = batch_order(len(data.y_train), train.batch_size, train.epochs, train.seed)
-    return {**fit(backend, cell, order, emit), "round_unit": "epochs"}
-
-
-def train_steps(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
-    """Train ``train.epochs`` rounds of ``extra["steps_per_round"]`` steps (equal-steps runs)."""
-    data = load_data(cell.data)
-    steps, train = int(cell.extra["steps_per_round"]), cell.train
-    order = step_order(len(data.y_train), train.batch_size, train.epochs, steps, train.seed)
-    return {**fit(backend, cell, order, emit), "round_unit": "steps"}

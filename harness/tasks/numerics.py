@@ -32,7 +32,7 @@ from harness.numerics.errors import compare, result_arrays, verdict, worst, wors
 from harness.numerics.lockstep import run_trajectory
 from harness.numerics.reference import Convention, reference
 from harness.specs import MODEL_CONVENTIONS, CellSpec, replace
-from harness.tasks import load_data
+from harness.tasks.common import load_data
 
 Emit = Callable[[dict[str, Any]], None]
 Arrays = dict[str, np.ndarray]

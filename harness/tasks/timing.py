@@ -33,7 +33,7 @@ from harness.environment import THREAD_VARS, WAIT_POLICY, OtherLoad
 from harness.initializers import batch_order, canonical_params
 from harness.roofline import eval_flops, train_shapes, train_step_flops
 from harness.specs import CellSpec, ModelSpec, TrainSpec, replace
-from harness.tasks import Emit, load_data, model_for
+from harness.tasks.common import Emit, load_data, model_for
 
 KINDS = ("expert", "tutorial")
 

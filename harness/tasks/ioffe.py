@@ -19,8 +19,8 @@ import numpy as np
 
 from harness.backend import Backend, EpochMetrics
 from harness.specs import CellSpec
-from harness.sweep_tasks import fit, step_order
-from harness.tasks import Emit, load_data
+from harness.tasks.common import Emit, load_data, step_order
+from harness.tasks.fit import fit
 
 PERCENTILES = (15, 50, 85)
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from harness.backend import Backend, EpochMetrics
 from harness.initializers import batch_order, canonical_params
-from harness.specs import CellSpec, ModelSpec
-from harness.sweep_tasks import RoundWatch
-from harness.tasks import Emit, load_data, model_for, params_digest
+from harness.specs import BN_EPSILON, CellSpec, ModelSpec
+from harness.tasks.common import Emit, load_data, model_for, params_digest
+from harness.tasks.fit import RoundWatch
 from harness.why.landscape import along_gradient, covariate_shift
 from harness.why.masks import trainable_mask, trained_count
 from harness.why.noise import step_noise
@@ -158,7 +158,7 @@ def precise_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]
 def stat_gap(running: Params, precise: Params) -> float:
     """Mean over BN units of |running mean − precise mean| / sqrt(precise var)."""
     gaps = [
-        np.abs(running[k] - v) / np.sqrt(precise[k.replace("/mean", "/var")] + 1e-5)
+        np.abs(running[k] - v) / np.sqrt(precise[k.replace("/mean", "/var")] + BN_EPSILON)
         for k, v in precise.items()
         if k.endswith("/mean")
     ]
