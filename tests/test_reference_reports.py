@@ -44,7 +44,8 @@ def test_every_suite_has_a_reference_report() -> None:
     small = {p.name for p in REPORTS if p.parent.name == "mnist-5k"}
     assert SUITES <= small
     full = {p.name for p in REPORTS if p.parent.name == "reports"}
-    assert {"bn-vs-nobn", "ioffe2015"} <= full
+    assert {"bn-vs-nobn", "ioffe2015", "bn-numerics", "batch-size-steps", "lr-sweep"} <= full
+    assert {"init-scale", "bn-placement", "timing"} <= full
 
 
 @pytest.mark.parametrize("folder", REPORTS, ids=lambda p: str(p.relative_to(ROOT / "reports")))

@@ -93,3 +93,24 @@ def test_unknown_name_suggests_the_closest() -> None:
     err = UnknownNameError("suite", "bn-vs-nbn", ["bn-vs-nobn", "timing", "lr-sweep"])
     assert "did you mean 'bn-vs-nobn'?" in str(err)
     assert "did you mean" not in str(UnknownNameError("suite", "zzz", ["timing"]))
+
+
+def test_a_rebuilt_svg_figure_is_byte_identical(tmp_path: Path) -> None:
+    # A report rebuilt from results.json must not change its SVGs (no date, no random ids).
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.report.style import save
+
+    outputs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [1, 0, 2], label="x")
+        ax.legend()
+        save(fig, tmp_path / name / "fig.png", ("svg",))
+        plt.close(fig)
+        outputs.append((tmp_path / name / "fig.svg").read_bytes())
+    assert b"clip-path" in outputs[0] and outputs[0] == outputs[1]

@@ -19,7 +19,8 @@ from harness.numerics.cases import GROUPS
 from harness.numerics.reference import QUANTITIES
 from harness.report.context import ReportContext
 from harness.report.numerics_plots import divergence_plot, ratio_plot
-from harness.report.sections import wall_time
+from harness.report.sections import data_identity, wall_time
+from harness.specs import BN_EPSILON, BN_MOMENTUM
 
 SHORT = {"running_mean": "run. mean", "running_var": "run. var"}
 
@@ -45,10 +46,10 @@ def _what_ran(cell: dict[str, Any]) -> list[str]:
     return [
         f"- **BN cases**: {len(result['cases'])} per backend, each the backend's own BN layer "
         "on seeded NumPy inputs (rounded to the case dtype), compared with a float64 NumPy "
-        "reference; momentum 0.1 (weight of the new batch statistic) and epsilon 1e-5 unless "
-        "the case says native defaults.",
+        f"reference; momentum {BN_MOMENTUM} (weight of the new batch statistic) and epsilon "
+        f"{BN_EPSILON:.0e}".replace("e-0", "e-") + " unless the case says native defaults.",
         f"- **Trajectory**: MLP {mlp} ReLU with BN before each activation, canonical init, "
-        f"`{ds.get('name')}` ({ds.get('train')} train samples, {ds.get('source', '')}), "
+        f"`{ds.get('name')}` ({ds.get('train')} train samples, {data_identity(ds)}), "
         f"{t['epochs']} single-batch steps of {t['optimizer']} lr {t['lr']} momentum "
         f"{t['momentum']}, batch {t['batch_size']}.",
     ]

@@ -70,10 +70,14 @@ def save(fig: Any, path: Path, formats: Iterable[str], dpi: int = 110) -> str:
     The link is the PNG when one is written, else the SVG, else the first format.
     """
     written = [path.with_suffix(f".{fmt}") for fmt in formats]
+    import matplotlib
+
     for target in written:
-        # SVG/PDF without the creation date, so a rebuilt figure is byte-identical
+        # SVG/PDF without the creation date, and SVG element ids from a fixed salt (matplotlib
+        # draws them at random otherwise), so a rebuilt figure is byte-identical
         metadata = {"Date": None} if target.suffix in (".svg", ".pdf") else None
-        fig.savefig(target, dpi=dpi, metadata=metadata)
+        with matplotlib.rc_context({"svg.hashsalt": "bn-harness"}):
+            fig.savefig(target, dpi=dpi, metadata=metadata)
     names = [p.name for p in written]
     for preferred in (".png", ".svg"):
         if path.with_suffix(preferred).name in names:
