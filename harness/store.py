@@ -136,7 +136,7 @@ class Store:
                     pass  # the original error says more
             raise
 
-    def write(self, what: str, work: Callable[[sqlite3.Connection], None]) -> None:
+    def write(self, what: str, work: Callable[[sqlite3.Connection], object]) -> None:
         """Run ``work`` in a transaction of its own, retrying a locked file with backoff.
 
         A write that cannot be made within ``$HARNESS_STORE_WAIT_S`` (locked), or that fails

@@ -77,8 +77,8 @@ class MlflowExporter:
         parent = self._find_parent(run_id)
         if not parent:
             tags = {"harness.run_id": run_id, "harness.suite": suite, "harness.kind": RUN_KIND}
-            parent = self.client.create_run(self.experiment_id, tags=tags, run_name=run_id)
-            parent = parent.info.run_id
+            created = self.client.create_run(self.experiment_id, tags=tags, run_name=run_id)
+            parent = created.info.run_id
         self.parents[run_id] = parent
         self.cells.setdefault(run_id, [])
 

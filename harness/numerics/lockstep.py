@@ -75,7 +75,7 @@ class Lockstep:
     def compare(self, step: int, before: Params, snap: Params) -> bool:
         """Record step ``step``'s errors and tolerances; True at the first step over."""
         tols = self.drift.step(step, before, snap)
-        over = None
+        over: dict[str, Any] | None = None
         for group, names in self.groups.items():
             rel = group_rel(snap, self.ref.params, names)
             self.errors[group].append(rel)

@@ -26,6 +26,8 @@ from harness.reference import (
 from harness.specs import BN_EPSILON, BN_MOMENTUM, ModelSpec
 
 Arrays = dict[str, np.ndarray]
+Trace = dict[str, Any]
+"""A trace: arrays by name, plus float64 scalars (the loss, condition numbers ``kappa/...``)."""
 QUANTITIES = ("out", "grad_x", "grad_scale", "grad_offset", "running_mean", "running_var")
 """What one BN application produces, in the order of :class:`harness.backend.BNResult`."""
 
@@ -121,7 +123,7 @@ def _mean_std(x: np.ndarray) -> np.float64:
     return np.float64(max(1.0, float(ratio.max())))
 
 
-def _forward(ref: ReferenceMLP, x: np.ndarray, out: Arrays) -> list[dict[str, Any]]:
+def _forward(ref: ReferenceMLP, x: np.ndarray, out: Trace) -> list[dict[str, Any]]:
     """Every layer's training-mode output (and its condition number) into ``out``."""
     logits, caches = ref.forward(x, training=True, update=True)
     hidden, spec = len(caches) - 1, ref.spec
@@ -142,14 +144,14 @@ def _forward(ref: ReferenceMLP, x: np.ndarray, out: Arrays) -> list[dict[str, An
     return caches
 
 
-def _param_grads(out: Arrays, layer: str, h: np.ndarray, g: np.ndarray) -> None:
+def _param_grads(out: Trace, layer: str, h: np.ndarray, g: np.ndarray) -> None:
     out[f"{layer}/grad_kernel"], out[f"{layer}/grad_bias"] = h.T @ g, g.sum(0)
     out[f"kappa/{layer}/grad_kernel"] = kappa(np.abs(h).T @ np.abs(g), h.T @ g)
     out[f"kappa/{layer}/grad_bias"] = kappa(np.abs(g).sum(0), g.sum(0))
 
 
 def _norm_grads(
-    ref: ReferenceMLP, i: int, g: np.ndarray, cache: dict[str, Any], out: Arrays
+    ref: ReferenceMLP, i: int, g: np.ndarray, cache: dict[str, Any], out: Trace
 ) -> Any:
     grads: Arrays = {}
     dx = ref._norm_backward(i, g, cache, grads)
@@ -163,7 +165,7 @@ def _norm_grads(
     return dx
 
 
-def _backward(ref: ReferenceMLP, caches: list[dict[str, Any]], y: np.ndarray, out: Arrays) -> None:
+def _backward(ref: ReferenceMLP, caches: list[dict[str, Any]], y: np.ndarray, out: Trace) -> None:
     """Gradient of the loss w.r.t. every layer output, and every parameter gradient."""
     hidden, spec = len(caches) - 1, ref.spec
     loss, g = softmax_xent(out[f"dense_{hidden}/out"], y)

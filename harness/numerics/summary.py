@@ -274,7 +274,8 @@ def summary_lines(cells: list[Cell]) -> list[str]:
     measured = [c for c in cells if "weight" in c["result"]["conventions"]["core"]]
     lines = [part(measured) for part in (_momentum, _variance, _epsilon)] if measured else []
     lines.append(_unmeasured(cells))
-    parts = (_batch_one, _float32, _growth, _native_ill, _half, _tiny_batch, _trajectory)
-    parts += (_eval_effect,)
+    parts = (
+        _batch_one, _float32, _growth, _native_ill, _half, _tiny_batch, _trajectory, _eval_effect
+    )
     lines += [part(cells) for part in parts]
     return [line for line in lines if line]

@@ -15,6 +15,7 @@ from tabulate import tabulate
 from harness.claims import by_backend, describe, final_acc, input_drift, roles, steps_to_target
 from harness.report.context import ReportContext, series
 from harness.report.stats import summarize
+from harness.report.style import backend_colour, variant_style
 
 Cell = dict[str, Any]
 
@@ -32,13 +33,14 @@ def _legend(ax: Any, empty: str = "no data") -> None:
 
 
 def _accuracy_panel(ax: Any, cells: list[Cell], pair: tuple[str, str], name: str) -> None:
-    for v, variant in enumerate(pair):
+    for variant in pair:
         mine = [c for c in cells if c["variant"] == variant and c["status"] == "ok"]
         if not mine:
             continue
         length = min(len(series(c, "val_acc")) for c in mine)
         acc = np.mean([series(c, "val_acc")[:length] for c in mine], axis=0) * 100
-        ax.plot(_steps(mine[0])[:length], acc, color=f"C{v}", label=f"{variant} (n={len(mine)})")
+        style = {"color": backend_colour(name), "linestyle": variant_style(variant)}
+        ax.plot(_steps(mine[0])[:length], acc, **style, label=f"{variant} (n={len(mine)})")
     ax.set_title(f"(a) {name}: validation accuracy, mean over seeds", fontsize=10)
     ax.set_xlabel("training step")
     ax.set_ylabel("accuracy %")

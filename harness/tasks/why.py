@@ -89,7 +89,9 @@ def core_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
     model = backend.build(spec, params, train.seed)
     order = batch_order(len(data.y_train), train.batch_size, train.epochs, train.seed)
     stat_batches = int(cell.extra.get("stat_batches", 20))
-    history, probes, diverged = [], [], {}
+    history: list[dict[str, Any]] = []
+    probes: list[dict[str, Any]] = []
+    diverged: dict[str, int] = {}
     for epoch in range(train.epochs):
         start = time.perf_counter()
         losses, accs = _epoch(sgd, data, order[epoch], cell, epoch * order.shape[1], probes)
