@@ -114,3 +114,17 @@ def test_a_rebuilt_svg_figure_is_byte_identical(tmp_path: Path) -> None:
         plt.close(fig)
         outputs.append((tmp_path / name / "fig.svg").read_bytes())
     assert b"clip-path" in outputs[0] and outputs[0] == outputs[1]
+
+
+def test_a_pooled_verdict_shows_the_pooled_interval_it_comes_from() -> None:
+    # Backends that agree within noise share the verdict of their pooled difference; the
+    # Findings number must be that difference, not the backend's own (which may include 0).
+    own = {"diff": -0.48, "lo": -1.01, "hi": 0.05}
+    pooled = {"diff": -0.43, "lo": -0.6, "hi": -0.27, "backends": ["torch/cpu", "jax/cpu"]}
+    result = {"claim": "c", "where": "jax/cpu", "verdict": "supported", "diff": own}
+    result.update({"factor": 100.0, "unit": "pp", "pooled": pooled})
+    assert claim_number(result) == (
+        "Δ -43.00 pp [-60.00, -27.00] pooled over 2 backends that agree within noise; "
+        "own Δ -48.00 pp [-101.00, +5.00]"
+    )
+    assert claim_number({**result, "pooled": {}}) == "Δ -48.00 pp [-101.00, +5.00]"

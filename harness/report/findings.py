@@ -41,25 +41,37 @@ def _fmt(value: float) -> str:
     return f"{value:+.2f}" if 0.01 <= abs(value) < 1e4 or value == 0 else f"{value:+.2g}"
 
 
+def _delta(diff: Any, factor: float, unit: str) -> str:
+    """``Δ diff unit [lo, hi]`` of a difference dict, or ``""`` without a finite difference."""
+    value, lo, hi = diff.get("diff"), diff.get("lo"), diff.get("hi")
+    if not (_finite(value) and _finite(factor)):
+        return ""
+    interval = ""
+    if _finite(lo) and _finite(hi):
+        interval = f" [{_fmt(lo * factor)}, {_fmt(hi * factor)}]"
+    return f"Δ {_fmt(value * factor)}{' ' + unit if unit else ''}{interval}"
+
+
 def claim_number(result: Any) -> str:
     """``Δ diff unit [lo, hi]`` when the result has a difference and interval, else its text.
 
     ``diff`` may be a number (with ``lo``/``hi`` beside it) or a dict with ``diff``, ``lo`` and
-    ``hi``; ``factor`` (default 1) scales all three into ``unit``.
+    ``hi``; ``factor`` (default 1) scales all three into ``unit``. A verdict taken from the
+    pooled difference of backends that agree within noise (``pooled``) shows that difference,
+    the one the verdict comes from, and the backend's own after it.
     """
     diff = _get(result, "diff")
-    if isinstance(diff, dict):
-        value, lo, hi = diff.get("diff"), diff.get("lo"), diff.get("hi")
-    else:
-        value, lo, hi = diff, _get(result, "lo"), _get(result, "hi")
+    if not isinstance(diff, dict):
+        diff = {"diff": diff, "lo": _get(result, "lo"), "hi": _get(result, "hi")}
     factor = _get(result, "factor") or 1.0
     unit = _get(result, "unit") or ""
-    if _finite(value) and _finite(factor):
-        interval = ""
-        if _finite(lo) and _finite(hi):
-            interval = f" [{_fmt(lo * factor)}, {_fmt(hi * factor)}]"
-        return f"Δ {_fmt(value * factor)}{' ' + unit if unit else ''}{interval}"
-    return str(_get(result, "measurement", "") or "-")
+    own = _delta(diff, factor, unit)
+    pooled = _get(result, "pooled") or {}
+    shared = _delta(pooled, factor, unit) if isinstance(pooled, dict) else ""
+    if shared:
+        count = len(pooled.get("backends") or [])
+        return f"{shared} pooled over {count} backends that agree within noise; own {own or '-'}"
+    return own or str(_get(result, "measurement", "") or "-")
 
 
 def claim_rows(results: Iterable[Any]) -> list[Row]:
