@@ -83,12 +83,14 @@ def fit(
     probe: Probe | None = None,
     emit_every: int = 1,
     running_var: bool = False,
+    after: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train the cell's model over ``order`` and evaluate it (the module docstring's keys).
 
     ``probe(model, metrics)`` runs after every round, outside the timed steps; progress is
     emitted every ``emit_every`` rounds and after the last. ``running_var`` adds, for a BN cell,
     the running variance the other variance convention would hold after the same steps.
+    ``after(model, result)`` runs last on a cell that finished, to add the task's own keys.
     """
     data = load_data(cell.data)
     spec = model_for(cell, data)
@@ -124,4 +126,6 @@ def fit(
             result["other_running_var"] = other_running_var(
                 backend, model, data.train_data(), result["conventions"], order.shape[2], steps
             )
+    if after is not None:
+        after(model, result)
     return result

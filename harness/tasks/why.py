@@ -18,7 +18,7 @@ from harness.backend import Backend, EpochMetrics
 from harness.initializers import batch_order, canonical_params
 from harness.specs import BN_EPSILON, CellSpec, ModelSpec
 from harness.tasks.common import Emit, load_data, model_for, params_digest
-from harness.tasks.fit import RoundWatch
+from harness.tasks.fit import fit
 from harness.why.landscape import along_gradient, covariate_shift
 from harness.why.masks import trainable_mask, trained_count
 from harness.why.noise import step_noise
@@ -133,28 +133,19 @@ def precise_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]
     why = missing_probe(backend, spec, params, data.x_train, data.y_train)
     if why:
         return {"status": "skipped", "reason": why}
-    model = backend.build(spec, params, train.seed)
     order = batch_order(len(data.y_train), train.batch_size, train.epochs, train.seed)
-    watch = RoundWatch(model, len(order), emit)
-    history = backend.train(model, data.train_data(), train, order, watch)
-    result: dict[str, Any] = {
-        "status": "diverged" if watch.diverged else "ok",
-        "epochs": [m.to_dict() for m in history],
-        "init_digest": params_digest(params),
-        "dataset": data.info(),
-        "steps_per_epoch": int(order.shape[1]),
-    }
-    if watch.diverged:
-        return {**result, "diverged_at": watch.diverged}
-    trained = backend.get_params(model)
     batches = int(cell.extra.get("precise_batches", 500))
-    stats = precise_statistics(backend, spec, trained, data.x_train, train.batch_size, batches)
-    result["running_val_acc"] = backend.evaluate(model, data.x_val, data.y_val)[1]
-    backend.set_params(model, {**trained, **stats})
-    result["precise_val_acc"] = backend.evaluate(model, data.x_val, data.y_val)[1]
-    result["precise_batches"] = min(batches, len(data.y_train) // train.batch_size)
-    result["stat_gap"] = stat_gap(trained, stats)
-    return result
+
+    def precise(model: Any, result: dict[str, Any]) -> None:
+        trained = backend.get_params(model)
+        stats = precise_statistics(backend, spec, trained, data.x_train, train.batch_size, batches)
+        result["running_val_acc"] = backend.evaluate(model, data.x_val, data.y_val)[1]
+        backend.set_params(model, {**trained, **stats})
+        result["precise_val_acc"] = backend.evaluate(model, data.x_val, data.y_val)[1]
+        result["precise_batches"] = min(batches, len(data.y_train) // train.batch_size)
+        result["stat_gap"] = stat_gap(trained, stats)
+
+    return fit(backend, cell, order, emit, after=precise)
 
 
 def stat_gap(running: Params, precise: Params) -> float:
