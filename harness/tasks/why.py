@@ -75,14 +75,21 @@ def _epoch(
     return losses, accs
 
 
+def _start(backend: Backend, cell: CellSpec) -> tuple[Any, ModelSpec, Params, str]:
+    """The cell's data, sized spec and canonical parameters, and why the backend cannot run it
+    (its probes do not answer a tiny call; empty when they do)."""
+    data = load_data(cell.data)
+    spec = model_for(cell, data)
+    params = canonical_params(spec, cell.train.seed)
+    return data, spec, params, missing_probe(backend, spec, params, data.x_train, data.y_train)
+
+
 def core_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
     """Train with the core's SGD (noise and trainable mask of ``cell.train``), probing."""
-    data = load_data(cell.data)
-    spec, train = model_for(cell, data), cell.train
-    params = canonical_params(spec, train.seed)
-    why = missing_probe(backend, spec, params, data.x_train, data.y_train)
+    data, spec, params, why = _start(backend, cell)
     if why:
         return {"status": "skipped", "reason": why}
+    train = cell.train
     grads0 = backend.loss_and_grads(spec, params, data.x_train[:4], data.y_train[:4])[2]
     mask = trainable_mask(spec, grads0, train.trainable, train.seed)
     sgd = CoreSGD(backend, spec, params, train.lr, train.momentum, mask)
@@ -127,12 +134,10 @@ def core_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
 
 def precise_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
     """The backend's own training; val acc with running averages, then with precise statistics."""
-    data = load_data(cell.data)
-    spec, train = model_for(cell, data), cell.train
-    params = canonical_params(spec, train.seed)
-    why = missing_probe(backend, spec, params, data.x_train, data.y_train)
+    data, spec, params, why = _start(backend, cell)
     if why:
         return {"status": "skipped", "reason": why}
+    train = cell.train
     order = batch_order(len(data.y_train), train.batch_size, train.epochs, train.seed)
     batches = int(cell.extra.get("precise_batches", 500))
 
