@@ -165,18 +165,16 @@ class JaxBackend(Backend):
         """SGD/Adam over the given batch order, one jitted ``lax.scan`` per epoch."""
         x, y = self._put(data.x_train, np.float32), self._put(data.y_train, np.int32)
         orders = [self._put(epoch_order, np.int32) for epoch_order in order]
-        epoch_fn, first = self._start(model, spec)
-        state = [first]
+        epoch_fn, state = self._start(model, spec)
 
         def run(epoch: int, lr: float) -> tuple[np.ndarray, float]:
-            set_learning_rate(state[0][2], lr, self.jax_device)
-            state[0], losses, correct = jax.block_until_ready(
-                epoch_fn(state[0], x, y, orders[epoch])
-            )
+            nonlocal state
+            set_learning_rate(state[2], lr, self.jax_device)
+            state, losses, correct = jax.block_until_ready(epoch_fn(state, x, y, orders[epoch]))
             return np.asarray(losses), float(correct)
 
         def finish() -> None:
-            model.params, model.batch_stats, model.opt_state = state[0][:3]
+            model.params, model.batch_stats, model.opt_state = state[:3]
 
         return EpochLoop(run, finish)
 

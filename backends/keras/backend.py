@@ -168,8 +168,7 @@ class KerasBackend(Backend):
         def run(epoch: int, lr: float) -> tuple[np.ndarray, float]:
             loop.opt.learning_rate.assign(lr)  # a variable: no retrace
             with keras.device(self.place):
-                losses, correct = loop.run(x, y, orders[epoch])  # waits for the device
-            return losses, correct
+                return loop.run(x, y, orders[epoch])  # waits for the device
 
         return EpochLoop(run, lambda: loop.finish(model))
 

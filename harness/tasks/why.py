@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from harness.backend import Backend, EpochMetrics
-from harness.initializers import batch_order, canonical_params
+from harness.initializers import canonical_params
 from harness.specs import BN_EPSILON, CellSpec, ModelSpec
-from harness.tasks.common import Emit, load_data, model_for, params_digest
+from harness.tasks.common import Emit, epoch_order, load_data, model_for, params_digest
 from harness.tasks.fit import fit
 from harness.why.landscape import along_gradient, covariate_shift
 from harness.why.masks import trainable_mask, trained_count
@@ -94,7 +94,7 @@ def core_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]:
     mask = trainable_mask(spec, grads0, train.trainable, train.seed)
     sgd = CoreSGD(backend, spec, params, train.lr, train.momentum, mask)
     model = backend.build(spec, params, train.seed)
-    order = batch_order(len(data.y_train), train.batch_size, train.epochs, train.seed)
+    order = epoch_order(len(data.y_train), cell)
     stat_batches = int(cell.extra.get("stat_batches", 20))
     history: list[dict[str, Any]] = []
     probes: list[dict[str, Any]] = []
@@ -138,7 +138,7 @@ def precise_cell(backend: Backend, cell: CellSpec, emit: Emit) -> dict[str, Any]
     if why:
         return {"status": "skipped", "reason": why}
     train = cell.train
-    order = batch_order(len(data.y_train), train.batch_size, train.epochs, train.seed)
+    order = epoch_order(len(data.y_train), cell)
     batches = int(cell.extra.get("precise_batches", 500))
 
     def precise(model: Any, result: dict[str, Any]) -> None:
