@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ import pytest
 from test_reliability import FAST, harness, one_line_error, runs, start, stored, wait_for
 from test_run import installed_harness, plant_decoy
 
+from harness.executors import ray_connect
 from harness.executors.ray_executor import TASK_VARS, forwarded_env
+from harness.interrupt import Interrupted
 from harness.plugins import get_plugins
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -210,6 +213,41 @@ def test_tasks_get_the_allow_list_and_harness_ray_env_only() -> None:
         "HARNESS_TEST_TAG": "t",
     }
     assert set(TASK_VARS) == {"HARNESS_PLUGINS", "HARNESS_DATA_DIR", "HARNESS_BASELINES"}
+
+
+class StuckRay:
+    """A ``ray`` module whose ``init`` hands SIGTERM to its own thread (not the main one, as the
+    kernel may do with a process's signal), then hangs like Ray's retries in C++ until released
+    (or 30 s have passed: then :attr:`hung_until_released` is False)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.hung_until_released: bool | None = None
+
+    def init(self, **kwargs: Any) -> None:
+        main = Path(f"/proc/self/task/{threading.main_thread().native_id}/stat")
+        time.sleep(0.3)  # the main thread is past thread.start() and in its wait: asleep
+        wait_for(lambda: main.read_text().rsplit(")", 1)[1].split()[0] == "S", what="a wait")
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        self.hung_until_released = self.release.wait(30)
+
+
+def test_a_signal_that_does_not_wake_the_waiting_main_thread_still_ends_the_join(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal that does not interrupt the main thread's wait (here: delivered to the joining
+    thread; in CI, SIGTERM landing just before the wait blocked) still ends ``join`` at once
+    with :class:`Interrupted`, while ``ray.init`` still hangs: the main thread waits in slices,
+    so Python runs the handler. (A single wait ran it only when ``ray.init`` gave up.)"""
+    monkeypatch.setenv("HARNESS_RAY_CONNECT_TIMEOUT", "600")
+    ray = StuckRay()
+    try:
+        with pytest.raises(Interrupted) as caught:
+            ray_connect.join(ray, "auto", {})  # type: ignore[arg-type]  # "auto": no probe
+    finally:
+        ray.release.set()
+    wait_for(lambda: ray.hung_until_released is not None, what="the joining thread")
+    assert caught.value.signum == signal.SIGTERM and ray.hung_until_released
 
 
 class Mute:

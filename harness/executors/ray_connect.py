@@ -8,9 +8,10 @@
   machine's network address and never reach.
 - Joining a cluster at an explicit address is bounded by ``$HARNESS_RAY_CONNECT_TIMEOUT``
   seconds (default 30): first a probe (a TCP connection, then a gRPC handshake, which a port
-  that accepts and says nothing never completes), then ``ray.init`` in a thread of its own (Ray
-  retries in C++ for minutes, where no signal handler runs). The main thread waits under a
-  :class:`~harness.interrupt.SignalGuard`, so SIGINT/SIGTERM/SIGHUP end the wait at once.
+  that accepts and says nothing never completes), then ``ray.init``, both in a thread of
+  their own (Ray retries in C++ for minutes, where no signal handler runs). The main thread
+  waits in short slices under a :class:`~harness.interrupt.SignalGuard`, so SIGINT, SIGTERM
+  and SIGHUP end the wait at once.
 - Ray never sends its token to an explicit address unless ``RAY_AUTH_MODE=token``: without it,
   a warning.
 """
@@ -23,6 +24,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from types import ModuleType
 from typing import Any
 
@@ -36,6 +38,8 @@ DEFAULT_TIMEOUT_S = 30.0
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """``0``: Ray takes 127.0.0.1 as this node's address (read once, when ``ray`` is imported)."""
 LOOPBACK_IP = "127.0.0.1"
+SLICE_S = 0.2
+"""The longest the main thread blocks at once while it waits to join (see :func:`join`)."""
 
 
 def host_port(address: str) -> tuple[str, int] | None:
@@ -122,13 +126,14 @@ def unjoinable(address: str, timeout: float, what: str) -> HarnessError:
     )
 
 
-def probe(address: str, timeout: float) -> None:
+def probe(address: str, deadline: float) -> None:
     """TCP, then a gRPC handshake with ``address`` (Ray's GCS or Ray Client both speak gRPC),
-    each within ``timeout``; skipped for ``auto`` and under TLS (``RAY_USE_TLS``)."""
+    before ``deadline`` (``time.monotonic()``); skipped for ``auto`` and under TLS
+    (``RAY_USE_TLS``)."""
     target = host_port(address)
     if target is None:
         return
-    check_reachable(address, timeout)
+    check_reachable(address, max(deadline - time.monotonic(), 0.1))
     if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
         return
     import grpc  # a dependency of ray
@@ -136,35 +141,52 @@ def probe(address: str, timeout: float) -> None:
     host, port = target
     channel = grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     try:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
+        grpc.channel_ready_future(channel).result(timeout=max(deadline - time.monotonic(), 0.1))
     except grpc.FutureTimeoutError:
-        raise unjoinable(address, timeout, "no Ray (gRPC) answer") from None
+        raise Unanswered from None
     finally:
         channel.close()
 
 
-def join(ray: ModuleType, address: str, kwargs: dict[str, Any]) -> None:
-    """``ray.init(address=address, **kwargs)`` within the connect timeout, signals live.
+class Unanswered(Exception):
+    """The address accepted a connection but no gRPC handshake followed."""
 
-    Raises what ``ray.init`` raised, :class:`HarnessError` after the timeout, or
-    :class:`~harness.interrupt.Interrupted` for a signal. A ``ray.init`` stuck in Ray's
-    retries is left in its daemon thread, which does not hold up the exit.
+
+def join(ray: ModuleType, address: str, kwargs: dict[str, Any]) -> None:
+    """:func:`probe`, then ``ray.init(address=address, **kwargs)``, both within the connect
+    timeout, with signals live.
+
+    Both run in a daemon thread (``ray.init`` retries in C++ where no signal handler runs; a
+    gRPC wait is no better). The main thread waits in slices of :data:`SLICE_S`: CPython runs a
+    signal's handler between bytecodes of the main thread, and a signal that lands just before
+    the main thread blocks, or that the kernel hands to another thread, does not wake a blocked
+    wait; a slice bounds how late the handler runs. Raises what the probe or ``ray.init``
+    raised, :class:`HarnessError` after the timeout, or
+    :class:`~harness.interrupt.Interrupted` for a signal. A thread still stuck is left behind;
+    it does not hold up the exit.
     """
     timeout = connect_timeout()
+    deadline = time.monotonic() + timeout
     failed: list[BaseException] = []
+    stage = ["probe"]
 
     def connect() -> None:
         try:
+            probe(address, deadline)
+            stage[0] = "init"
             ray.init(address=address, **kwargs)
         except BaseException as exc:  # handed to the main thread
             failed.append(exc)
 
     thread = threading.Thread(target=connect, name="harness-ray-join", daemon=True)
     with SignalGuard():
-        probe(address, timeout)
         thread.start()
-        thread.join(timeout)
+        while thread.is_alive() and (left := deadline - time.monotonic()) > 0:
+            thread.join(min(SLICE_S, left))
     if thread.is_alive():
-        raise unjoinable(address, timeout, "Ray did not connect")
+        what = "no Ray (gRPC) answer" if stage[0] == "probe" else "Ray did not connect"
+        raise unjoinable(address, timeout, what)
     if failed:
+        if isinstance(failed[0], Unanswered):
+            raise unjoinable(address, timeout, "no Ray (gRPC) answer")
         raise failed[0]
