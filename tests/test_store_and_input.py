@@ -353,9 +353,21 @@ def test_unbounded_or_odd_input_is_refused_in_one_line(
 
 
 def test_output_to_a_closed_pipe_is_no_traceback(tmp_path: Path) -> None:
-    """``harness list | head -1``: the reader goes away; no traceback, no noise."""
-    command = f"{sys.executable} -m harness.cli list | head -c 1"
-    out = subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120
-    )
+    """``harness list | head -1``: the reader goes away; no traceback, no noise, exit 1.
+
+    The pipe's read end is closed before ``harness`` starts, so every write fails (with ``| head
+    -c 1`` the whole listing can fit in the pipe's buffer before ``head`` exits, and nothing
+    fails: CI saw exit 0 once)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "list"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
     assert out.stderr == "" and out.returncode == 1
