@@ -279,10 +279,12 @@ def reconcile(
     """One verdict for backends (on one device) that agree within noise but split verdicts.
 
     Every backend measures the same seeds (same weights, same batches), so its per-seed
-    differences are repeated measurements of the same experimental units. When every pair of
-    backends on a device agrees within noise (:func:`agree_within_noise`) and their own verdicts
-    differ, the verdict of all of them comes from the per-seed mean over backends (n = seeds, so
-    no seed is counted twice); each keeps its own interval and ``own_verdict``.
+    values are repeated measurements of the same experimental units. When every pair of
+    backends on a device agrees within noise (:func:`agree_within_noise`, on the differences
+    of same-numbered seeds) and their own verdicts differ, the verdict of all of them comes from
+    the per-seed mean over backends (n = seeds, so no seed is counted twice): of the per-seed
+    differences when paired, of each arm's values when not (then Welch's interval between the
+    arms). Each keeps its own interval and ``own_verdict``.
     """
     out = list(results)
     for device in dict.fromkeys(_device(r.where) for r in results):
@@ -292,11 +294,8 @@ def reconcile(
         diffs = {}
         for i in idx:
             va, vb = per_backend[results[i].where]
-            if paired:
-                diffs[results[i].where] = {s: va[s] - vb[s] for s in va if s in vb}
-            else:
-                diffs[results[i].where] = {}
-        if not paired or not all(diffs.values()):
+            diffs[results[i].where] = {s: va[s] - vb[s] for s in va if s in vb}
+        if not all(diffs.values()):
             continue
         names = list(diffs)
         agree = all(
@@ -307,14 +306,18 @@ def reconcile(
         if not agree:
             continue
         seeds = sorted(set.intersection(*(set(d) for d in diffs.values())), key=str)
-        per_seed_mean = [
-            sum(diffs[w][s] for w in names) / len(names)
-            for s in seeds
-            if all(math.isfinite(diffs[w][s]) for w in names)
-        ]
-        pooled = difference(
-            per_seed_mean, [0.0] * len(per_seed_mean), paired=True, counts=scale.counts
-        )
+        seeds = [s for s in seeds if all(math.isfinite(diffs[w][s]) for w in names)]
+        if paired:
+            per_seed_mean = [sum(diffs[w][s] for w in names) / len(names) for s in seeds]
+            pooled = difference(
+                per_seed_mean, [0.0] * len(per_seed_mean), paired=True, counts=scale.counts
+            )
+        else:  # each arm's per-seed mean over backends, then Welch's interval between the arms
+            arm_a, arm_b = (
+                [sum(per_backend[w][k][s] for w in names) / len(names) for s in seeds]
+                for k in (0, 1)
+            )
+            pooled = difference(arm_a, arm_b, paired=False, counts=scale.counts)
         verdict = verdict_of(pooled, claimed_higher)
         info = {**pooled.to_dict(), "backends": names, "text": describe_diff(pooled, scale)}
         for i in idx:

@@ -45,7 +45,7 @@ def test_every_suite_has_a_reference_report() -> None:
     assert SUITES <= small
     full = {p.name for p in REPORTS if p.parent.name == "reports"}
     assert {"bn-vs-nobn", "ioffe2015", "bn-numerics", "batch-size-steps", "lr-sweep"} <= full
-    assert {"init-scale", "bn-placement", "timing"} <= full
+    assert {"init-scale", "bn-placement", "timing", "batch-size"} <= full
 
 
 @pytest.mark.parametrize("folder", REPORTS, ids=lambda p: str(p.relative_to(ROOT / "reports")))

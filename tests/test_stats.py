@@ -104,6 +104,32 @@ def test_backends_that_agree_within_noise_get_one_verdict() -> None:
     assert results["torch/cpu"].pooled["backends"] == ["torch/cpu", "numpy/cpu"]
 
 
+def test_backends_that_agree_within_noise_get_one_verdict_when_unpaired() -> None:
+    """The same for a claim whose arms are not paired (Welch's interval; batch-size's "train
+    and eval modes disagree" at full size split jax 'supported' / keras-jax 'unresolved')."""
+    no_bn = [0.920, 0.930, 0.925, 0.915, 0.935]
+    bn = [a + 0.0135 + d for a, d in zip(no_bn, [0.004, -0.002, 0.006, -0.004, 0.008])]
+    shifted = [a - 0.006 if s == 1 else a for s, a in enumerate(bn)]  # numpy: 0.6 pp off once
+    cells = [
+        cell("no-bn", s, [0.5, a], backend=b)
+        for b in ("torch", "numpy")
+        for s, a in enumerate(no_bn)
+    ]
+    cells += [cell("bn", s, [0.5, a], backend="torch") for s, a in enumerate(bn)]
+    cells += [cell("bn", s, [0.5, a], backend="numpy") for s, a in enumerate(shifted)]
+    sides = (("bn", lambda c: c["variant"] == "bn"), ("no-bn", lambda c: c["variant"] == "no-bn"))
+    metric = claims.mean_of(claims.final_acc)
+    found = claims.versus(cells, "c", "w", metric, sides, True, claims.PP, paired=False)
+    results = {r.where: r for r in found}
+    assert results["torch/cpu"].own_verdict == claims.SUPPORTED
+    assert results["numpy/cpu"].own_verdict == claims.UNRESOLVED
+    assert results["torch/cpu"].verdict == results["numpy/cpu"].verdict == claims.SUPPORTED
+    pooled = results["numpy/cpu"].pooled
+    assert pooled["backends"] == ["torch/cpu", "numpy/cpu"] and "(welch" in pooled["text"]
+    arms = [[sum(v) / 2 for v in zip(*pair)] for pair in ((bn, shifted), (no_bn, no_bn))]
+    assert pooled["diff"] == pytest.approx(np.mean(arms[0]) - np.mean(arms[1]))
+
+
 def test_backends_that_really_differ_keep_their_own_verdicts() -> None:
     no_bn = [0.920, 0.930, 0.925, 0.915, 0.935]
     cells = [
