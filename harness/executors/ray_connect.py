@@ -39,6 +39,7 @@ LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """``0``: Ray takes 127.0.0.1 as this node's address (read once, when ``ray`` is imported)."""
 LOOPBACK_IP = "127.0.0.1"
 SLICE_S = 0.2
+NO_ANSWER = "no Ray (gRPC) answer"
 """The longest the main thread blocks at once while it waits to join (see :func:`join`)."""
 
 
@@ -126,10 +127,10 @@ def unjoinable(address: str, timeout: float, what: str) -> HarnessError:
     )
 
 
-def probe(address: str, deadline: float) -> None:
+def probe(address: str, deadline: float, timeout: float) -> None:
     """TCP, then a gRPC handshake with ``address`` (Ray's GCS or Ray Client both speak gRPC),
-    before ``deadline`` (``time.monotonic()``); skipped for ``auto`` and under TLS
-    (``RAY_USE_TLS``)."""
+    before ``deadline`` (``time.monotonic()``, the end of the connect ``timeout``); skipped for
+    ``auto`` and under TLS (``RAY_USE_TLS``)."""
     target = host_port(address)
     if target is None:
         return
@@ -143,13 +144,9 @@ def probe(address: str, deadline: float) -> None:
     try:
         grpc.channel_ready_future(channel).result(timeout=max(deadline - time.monotonic(), 0.1))
     except grpc.FutureTimeoutError:
-        raise Unanswered from None
+        raise unjoinable(address, timeout, NO_ANSWER) from None
     finally:
         channel.close()
-
-
-class Unanswered(Exception):
-    """The address accepted a connection but no gRPC handshake followed."""
 
 
 def join(ray: ModuleType, address: str, kwargs: dict[str, Any]) -> None:
@@ -168,12 +165,13 @@ def join(ray: ModuleType, address: str, kwargs: dict[str, Any]) -> None:
     timeout = connect_timeout()
     deadline = time.monotonic() + timeout
     failed: list[BaseException] = []
-    stage = ["probe"]
+    stage = "probe"
 
     def connect() -> None:
+        nonlocal stage
         try:
-            probe(address, deadline)
-            stage[0] = "init"
+            probe(address, deadline, timeout)
+            stage = "init"
             ray.init(address=address, **kwargs)
         except BaseException as exc:  # handed to the main thread
             failed.append(exc)
@@ -184,9 +182,7 @@ def join(ray: ModuleType, address: str, kwargs: dict[str, Any]) -> None:
         while thread.is_alive() and (left := deadline - time.monotonic()) > 0:
             thread.join(min(SLICE_S, left))
     if thread.is_alive():
-        what = "no Ray (gRPC) answer" if stage[0] == "probe" else "Ray did not connect"
+        what = NO_ANSWER if stage == "probe" else "Ray did not connect"
         raise unjoinable(address, timeout, what)
     if failed:
-        if isinstance(failed[0], Unanswered):
-            raise unjoinable(address, timeout, "no Ray (gRPC) answer")
         raise failed[0]
